@@ -1,0 +1,443 @@
+/*
+ * s3direct: the C storage engine behind the s3direct registry driver.
+ *
+ * One public header, read like lmdb.h: opaque handles for long-lived objects,
+ * {ptr,len} views, every function returns an int (S3D_OK or a negative
+ * S3D_E_* code), out-parameters last. There is no thread-local "last error":
+ * calls that talk to S3 take an optional s3d_error* that receives the S3 error
+ * code, message, request id and HTTP status of *that* call.
+ *
+ * Thread safety: an s3d_client may be used from many threads at once. An
+ * s3d_signer is safe for concurrent use (its key cache is locked). An s3d_mpu
+ * belongs to one thread at a time. s3d_buf is not synchronized.
+ */
+#ifndef S3DIRECT_H
+#define S3DIRECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define S3D_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+#define S3D_OK 0
+enum s3d_errcode {
+	S3D_E_NOMEM = -30900, /* allocation failed */
+	S3D_E_INVAL,          /* invalid argument */
+	S3D_E_TOOBIG,         /* a bounded buffer or limit would be exceeded */
+	S3D_E_CRYPTO,         /* OpenSSL failure */
+	S3D_E_TRANSPORT,      /* connection/transfer failure (curl); see s3d_error */
+	S3D_E_TIMEOUT,        /* a timeout or the retry deadline expired */
+	S3D_E_S3,             /* S3 answered with an error; see s3d_error */
+	S3D_E_PROTOCOL,       /* malformed or unexpected S3 response */
+	S3D_E_ABORTED,        /* a caller callback asked to stop */
+	S3D_E_DIGEST,         /* content does not match the expected digest */
+	S3D_E_IO,             /* local file I/O failed (errno in s3d_error) */
+	S3D_E_NOTFOUND,       /* HTTP 404 (also reported as S3D_E_S3 detail) */
+	S3D_E_LAST
+};
+
+/* Static, never NULL. Also accepts S3D_OK. */
+const char *s3d_strerror(int rc);
+
+/*
+ * Detail of a failed call. Every string is NUL-terminated and truncated to fit.
+ * Zero it (or call s3d_error_clear) before use; functions fill it only on error.
+ */
+typedef struct s3d_error {
+	int http_status;      /* 0 when no HTTP answer was received */
+	int curl_code;        /* CURLcode of a transport failure, else 0 */
+	int sys_errno;        /* errno for S3D_E_IO */
+	int attempts;         /* how many attempts were made */
+	char code[64];        /* S3 error code, e.g. "NoSuchKey", "BadDigest" */
+	char message[256];    /* S3 message or transport error text */
+	char request_id[128]; /* x-amz-request-id / <RequestId> */
+	char resource[256];   /* "METHOD bucket/key" of the failing request */
+} s3d_error;
+
+void s3d_error_clear(s3d_error *err);
+/* Writes "Code: message (HTTP n, request id R)" style text into out. */
+void s3d_error_format(const s3d_error *err, int rc, char *out, size_t cap);
+
+/* ------------------------------------------------------------------------ */
+/* Bounded buffers and views (buf.c)                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct s3d_view {
+	const uint8_t *ptr;
+	size_t len;
+} s3d_view;
+
+/*
+ * A growable byte buffer with a hard ceiling. ptr is always NUL-terminated
+ * after a successful append (the terminator is not counted in len and does
+ * not count against max). Caller owns the struct; s3d_buf_cleanup frees.
+ */
+typedef struct s3d_buf {
+	uint8_t *ptr;
+	size_t len;
+	size_t cap;
+	size_t max;
+} s3d_buf;
+
+void s3d_buf_init(s3d_buf *b, size_t max);
+/* S3D_E_TOOBIG when len+n > max (buffer unchanged), S3D_E_NOMEM. */
+int s3d_buf_append(s3d_buf *b, const void *p, size_t n);
+int s3d_buf_appendz(s3d_buf *b, const char *s);
+int s3d_buf_appendc(s3d_buf *b, char c);
+int s3d_buf_printf(s3d_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Ensures room for n more bytes without changing len. */
+int s3d_buf_reserve(s3d_buf *b, size_t n);
+/* The contents as a C string ("" when empty and unallocated). */
+const char *s3d_buf_str(const s3d_buf *b);
+s3d_view s3d_buf_view(const s3d_buf *b);
+void s3d_buf_reset(s3d_buf *b);
+void s3d_buf_cleanup(s3d_buf *b);
+/* Overwrites the whole allocation with zeros, then frees (for secrets). */
+void s3d_buf_cleanup_wipe(s3d_buf *b);
+
+/* ------------------------------------------------------------------------ */
+/* URI encoding for SigV4 (uri.c)                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Percent-encodes per SigV4: unreserved A-Z a-z 0-9 - _ . ~ kept, every other
+ * byte as %XX (upper-case hex). With keep_slash, '/' is kept (object key in a
+ * path); without it, '/' becomes %2F (query names and values).
+ */
+int s3d_uri_encode(s3d_buf *out, const char *s, size_t n, int keep_slash);
+
+/* ------------------------------------------------------------------------ */
+/* SigV4 (sigv4.c)                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct s3d_kv {
+	const char *name;
+	const char *value;
+} s3d_kv;
+
+#define S3D_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
+#define S3D_EMPTY_SHA256 \
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define S3D_PRESIGN_MIN_EXPIRES 1
+#define S3D_PRESIGN_MAX_EXPIRES 604800
+
+enum s3d_sigv4_flags {
+	/* Path is already URI-encoded: use as is (not encoded again). */
+	S3D_SIGV4_PATH_ENCODED = 1u << 0,
+	/* Non-S3 services: remove dot segments and double-encode the path. */
+	S3D_SIGV4_NORMALIZE_PATH = 1u << 1,
+	S3D_SIGV4_DOUBLE_ENCODE = 1u << 2,
+	/* Header form: add and sign x-amz-content-sha256 (S3 needs it). */
+	S3D_SIGV4_CONTENT_SHA256_HEADER = 1u << 3,
+	/* Session token is added after signing instead of being signed. */
+	S3D_SIGV4_OMIT_SESSION_TOKEN = 1u << 4,
+};
+
+/*
+ * One request to sign. Every string is borrowed for the duration of the call.
+ * Query names/values are raw (unencoded); headers are sent as given and
+ * canonicalized (lower-cased names, trimmed and space-collapsed values,
+ * duplicates joined with ','). Host must be given as a header or in host.
+ */
+typedef struct s3d_sigv4_request {
+	const char *method;
+	const char *host;       /* Host header value (with :port when not default) */
+	const char *path;       /* raw path starting with '/' */
+	const s3d_kv *query;
+	size_t nquery;
+	const s3d_kv *headers;  /* extra headers to sign (not Host) */
+	size_t nheaders;
+	const char *payload_hash; /* hex SHA-256 or UNSIGNED-PAYLOAD; NULL = unsigned */
+	time_t when;            /* signing time, UTC seconds */
+	int64_t expires;        /* query form: X-Amz-Expires, 1..604800 */
+	unsigned flags;
+} s3d_sigv4_request;
+
+/* Everything signing produces; caller owns it (init/cleanup). */
+typedef struct s3d_sigv4_result {
+	char amz_date[17];       /* YYYYMMDDTHHMMSSZ */
+	char signature[65];      /* lower-case hex */
+	s3d_buf canonical_request;
+	s3d_buf string_to_sign;
+	s3d_buf signed_headers;  /* "host;x-amz-date" */
+	s3d_buf authorization;   /* header form: value of Authorization */
+	s3d_buf query;           /* query form: full encoded query string incl. X-Amz-Signature */
+} s3d_sigv4_result;
+
+void s3d_sigv4_result_init(s3d_sigv4_result *r);
+void s3d_sigv4_result_cleanup(s3d_sigv4_result *r);
+
+typedef struct s3d_signer s3d_signer;
+
+/*
+ * Creates a signer for (credentials, region, service). session_token may be
+ * NULL. The secret is copied and wiped on free. Derived signing keys are
+ * cached per date.
+ */
+int s3d_signer_new(const char *access_key, const char *secret_key,
+		   const char *session_token, const char *region,
+		   const char *service, s3d_signer **out);
+void s3d_signer_free(s3d_signer *s);
+
+/* Stage 1: canonical request (and signed header list) into r. query_form
+ * adds the X-Amz-* authentication parameters to the canonical query. */
+int s3d_sigv4_canonical_request(const s3d_signer *s, const s3d_sigv4_request *req,
+				int query_form, s3d_sigv4_result *r);
+/* Stage 2: string to sign from r->canonical_request. */
+int s3d_sigv4_string_to_sign(const s3d_signer *s, time_t when, s3d_sigv4_result *r);
+/* Stage 3: signature from r->string_to_sign. */
+int s3d_sigv4_signature(s3d_signer *s, time_t when, s3d_sigv4_result *r);
+
+/* All stages, header form: fills authorization (and amz_date). */
+int s3d_sigv4_sign_headers(s3d_signer *s, const s3d_sigv4_request *req,
+			   s3d_sigv4_result *r);
+/* All stages, query form: fills query (ready to append after '?'). */
+int s3d_sigv4_presign(s3d_signer *s, const s3d_sigv4_request *req,
+		      s3d_sigv4_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* S3 client (s3_client.c)                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct s3d_client_config {
+	const char *endpoint;      /* "http://127.0.0.1:9000", "https://s3.amazonaws.com" */
+	const char *region;        /* default "us-east-1" */
+	const char *access_key;
+	const char *secret_key;
+	const char *session_token; /* optional */
+	int virtual_hosted;        /* bucket in the host name; default path-style */
+	int skip_verify;           /* disable TLS peer/host verification */
+	const char *ca_file;       /* optional CA bundle */
+	const char *user_agent;    /* optional */
+	long connect_timeout_ms;   /* default 10000 */
+	long low_speed_time_s;     /* abort attempt slower than 1 KiB/s for this long; default 60 */
+	long request_timeout_ms;   /* whole attempt; 0 = none (default) */
+	int max_retries;           /* default 6; 0 = no retry */
+	long retry_base_ms;        /* default 100 */
+	long retry_max_ms;         /* backoff cap; default 5000 */
+	long retry_deadline_ms;    /* all attempts of one call; default 120000 */
+} s3d_client_config;
+
+typedef struct s3d_client s3d_client;
+
+int s3d_client_new(const s3d_client_config *cfg, s3d_client **out);
+void s3d_client_free(s3d_client *c);
+
+/* Called with response body bytes; return 0 to go on, non-zero to abort. */
+typedef int (*s3d_write_fn)(void *ud, const uint8_t *p, size_t n);
+/* Fills up to cap bytes; returns the count, 0 at EOF, or (size_t)-1 to abort. */
+typedef size_t (*s3d_read_fn)(void *ud, uint8_t *p, size_t cap);
+/* Rewinds a stream for a retry; return 0 on success (NULL = not retryable). */
+typedef int (*s3d_rewind_fn)(void *ud);
+
+typedef struct s3d_obj_info {
+	int64_t size;             /* Content-Length of the object (-1 unknown) */
+	int64_t last_modified;    /* unix seconds, 0 unknown */
+	char etag[136];           /* with quotes as S3 sends it */
+	char checksum_sha256[64]; /* base64, when returned */
+	char checksum_type[32];   /* FULL_OBJECT / COMPOSITE, when returned */
+	char content_type[128];
+	char version_id[128];
+} s3d_obj_info;
+
+typedef struct s3d_put_opts {
+	const char *content_type;
+	const char *checksum_sha256; /* base64 of SHA-256: S3 verifies (BadDigest) */
+	const char *storage_class;
+	const char *acl;             /* x-amz-acl */
+	const char *sse;             /* x-amz-server-side-encryption: AES256 | aws:kms */
+	const char *sse_kms_key_id;
+	const s3d_kv *headers;       /* extra headers */
+	size_t nheaders;
+} s3d_put_opts;
+
+int s3d_put_object(s3d_client *c, const char *bucket, const char *key,
+		   const void *data, size_t len, const s3d_put_opts *opts,
+		   s3d_obj_info *out, s3d_error *err);
+/* Streams len bytes from read (retried only when rewind is given). */
+int s3d_put_object_stream(s3d_client *c, const char *bucket, const char *key,
+			  int64_t len, s3d_read_fn read, s3d_rewind_fn rewind,
+			  void *ud, const s3d_put_opts *opts, s3d_obj_info *out,
+			  s3d_error *err);
+/*
+ * Streams bytes [offset, offset+length) (length -1 = to the end) to write.
+ * A retry after a transport failure resumes after the bytes already
+ * delivered, so write never sees a byte twice. info may be NULL.
+ */
+int s3d_get_object(s3d_client *c, const char *bucket, const char *key,
+		   int64_t offset, int64_t length, s3d_write_fn write, void *ud,
+		   s3d_obj_info *info, s3d_error *err);
+/* checksum_mode asks for x-amz-checksum-* (x-amz-checksum-mode: ENABLED). */
+int s3d_head_object(s3d_client *c, const char *bucket, const char *key,
+		    int checksum_mode, s3d_obj_info *info, s3d_error *err);
+int s3d_delete_object(s3d_client *c, const char *bucket, const char *key,
+		      s3d_error *err);
+/*
+ * Deletes keys in batches of up to 1000. A key that fails is reported as
+ * S3D_E_S3 with the first failing key's code in err (the rest still tried).
+ */
+int s3d_delete_objects(s3d_client *c, const char *bucket,
+		       const char *const *keys, size_t nkeys, s3d_error *err);
+/* Server-side copy (<= 5 GiB on AWS). opts apply to the destination. */
+int s3d_copy_object(s3d_client *c, const char *src_bucket, const char *src_key,
+		    const char *bucket, const char *key, const s3d_put_opts *opts,
+		    s3d_obj_info *out, s3d_error *err);
+
+typedef struct s3d_part {
+	int number;
+	int64_t size;
+	int64_t last_modified;
+	char etag[136];
+	char checksum_sha256[64];
+} s3d_part;
+
+/* upload_id receives the new id. */
+int s3d_create_multipart(s3d_client *c, const char *bucket, const char *key,
+			 const s3d_put_opts *opts, s3d_buf *upload_id,
+			 s3d_error *err);
+/* checksum_sha256 (base64) optional; out->etag receives the part ETag. */
+int s3d_upload_part(s3d_client *c, const char *bucket, const char *key,
+		    const char *upload_id, int part_number, const void *data,
+		    size_t len, const char *checksum_sha256, s3d_part *out,
+		    s3d_error *err);
+/* Copies src bytes [first, last] (inclusive; first<0 = whole object). */
+int s3d_upload_part_copy(s3d_client *c, const char *bucket, const char *key,
+			 const char *upload_id, int part_number,
+			 const char *src_bucket, const char *src_key,
+			 int64_t first, int64_t last, s3d_part *out,
+			 s3d_error *err);
+/* parts in ascending number order. A 200 answer with an <Error> body is an error. */
+int s3d_complete_multipart(s3d_client *c, const char *bucket, const char *key,
+			   const char *upload_id, const s3d_part *parts,
+			   size_t nparts, s3d_obj_info *out, s3d_error *err);
+int s3d_abort_multipart(s3d_client *c, const char *bucket, const char *key,
+			const char *upload_id, s3d_error *err);
+
+/* Listing: one callback shape for objects, prefixes, uploads and parts. */
+enum s3d_entry_kind {
+	S3D_ENTRY_OBJECT = 1,
+	S3D_ENTRY_PREFIX,
+	S3D_ENTRY_UPLOAD,
+	S3D_ENTRY_PART,
+};
+
+/* Strings are borrowed: valid only during the callback. */
+typedef struct s3d_list_entry {
+	int kind;
+	const char *key;          /* object key, common prefix, or upload's key */
+	const char *upload_id;    /* S3D_ENTRY_UPLOAD */
+	const char *etag;         /* objects, parts */
+	const char *checksum_sha256; /* parts (when present) */
+	int part_number;          /* S3D_ENTRY_PART */
+	int64_t size;             /* objects, parts */
+	int64_t last_modified;    /* objects, parts; initiated time for uploads */
+} s3d_list_entry;
+
+/* Return 0 to go on, non-zero to stop (the call then returns S3D_OK). */
+typedef int (*s3d_list_fn)(void *ud, const s3d_list_entry *e);
+
+typedef struct s3d_list_opts {
+	const char *prefix;
+	const char *delimiter;
+	const char *start_after;    /* ListObjectsV2 StartAfter */
+	const char *key_marker;     /* ListMultipartUploads */
+	const char *upload_id_marker;
+	int part_number_marker;     /* ListParts */
+	int max_keys;               /* page size; 0 = server default (1000) */
+	int single_page;            /* stop after one page */
+	s3d_buf *continuation;      /* in: token to resume from (may be empty);
+				       out: token of the next page ("" = done) */
+} s3d_list_opts;
+
+int s3d_list_objects(s3d_client *c, const char *bucket, const s3d_list_opts *o,
+		     s3d_list_fn fn, void *ud, s3d_error *err);
+int s3d_list_multipart_uploads(s3d_client *c, const char *bucket,
+			       const s3d_list_opts *o, s3d_list_fn fn, void *ud,
+			       s3d_error *err);
+int s3d_list_parts(s3d_client *c, const char *bucket, const char *key,
+		   const char *upload_id, const s3d_list_opts *o,
+		   s3d_list_fn fn, void *ud, s3d_error *err);
+
+/*
+ * Presigned URL for method on bucket/key, valid for expires seconds from when
+ * (0 = now). headers become signed headers the caller of the URL must send.
+ */
+int s3d_client_presign(s3d_client *c, const char *method, const char *bucket,
+		       const char *key, const s3d_kv *headers, size_t nheaders,
+		       time_t when, int64_t expires, s3d_buf *url_out);
+
+/* Creates a bucket (used by tests and `make run`); BucketAlreadyOwnedByYou is OK. */
+int s3d_create_bucket(s3d_client *c, const char *bucket, s3d_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Parallel multipart upload (multipart.c)                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct s3d_mpu_config {
+	size_t part_size;     /* default 16 MiB; at least 5 MiB (except the last) */
+	int max_in_flight;    /* parts uploading at once; default 4 */
+	int checksum_sha256;  /* send x-amz-checksum-sha256 with every part */
+	const s3d_put_opts *put_opts; /* for CreateMultipartUpload */
+} s3d_mpu_config;
+
+typedef struct s3d_mpu s3d_mpu;
+
+/*
+ * Starts (upload_id NULL) or continues (upload_id given, parts numbered from
+ * first_part) a multipart upload of bucket/key. Memory is bounded by
+ * (max_in_flight + 1) * part_size.
+ */
+int s3d_mpu_new(s3d_client *c, const char *bucket, const char *key,
+		const char *upload_id, int first_part, const s3d_mpu_config *cfg,
+		s3d_mpu **out, s3d_error *err);
+/* Buffers p; full parts are sent in parallel; blocks while the window is full. */
+int s3d_mpu_write(s3d_mpu *m, const void *p, size_t n, s3d_error *err);
+/* Waits for every part, then CompleteMultipartUpload (with the parts given
+ * through prior, in order, followed by ours; prior may be NULL). */
+int s3d_mpu_complete(s3d_mpu *m, const s3d_part *prior, size_t nprior,
+		     s3d_obj_info *out, s3d_error *err);
+/* Waits for parts in flight and returns the parts sent so far (borrowed). */
+int s3d_mpu_drain(s3d_mpu *m, const s3d_part **parts, size_t *nparts,
+		  s3d_error *err);
+int s3d_mpu_abort(s3d_mpu *m, s3d_error *err);
+const char *s3d_mpu_upload_id(const s3d_mpu *m);
+/* Peak bytes of part buffers held at once. */
+size_t s3d_mpu_peak_memory(const s3d_mpu *m);
+void s3d_mpu_free(s3d_mpu *m);
+
+/* Uploads a local file: single PutObject below part_size, else parallel MPU. */
+int s3d_upload_file(s3d_client *c, const char *bucket, const char *key,
+		    const char *path, const s3d_mpu_config *cfg,
+		    s3d_obj_info *out, size_t *peak_memory, s3d_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Streaming SHA-256 verification (verify.c)                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct s3d_verify_config {
+	size_t range_size;    /* bytes per ranged GET; default 8 MiB */
+	int max_in_flight;    /* ranges fetched at once; default 4 */
+} s3d_verify_config;
+
+/*
+ * Reads bucket/key with parallel ranged GETs and hashes in order.
+ * digest receives the 32-byte SHA-256, size_out the byte count.
+ */
+int s3d_verify_sha256(s3d_client *c, const char *bucket, const char *key,
+		      const s3d_verify_config *cfg, uint8_t digest[32],
+		      int64_t *size_out, s3d_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* S3DIRECT_H */

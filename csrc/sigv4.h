@@ -1,0 +1,14 @@
+/* AWS Signature Version 4, staged (see s3direct.h for the public API). */
+#ifndef S3D_SIGV4_H
+#define S3D_SIGV4_H
+#include "s3direct.h"
+
+#define S3D_SIGV4_MAX_PARAMS 256   /* query parameters + headers per request */
+#define S3D_SIGV4_MAX_TEXT (256u * 1024u)
+
+/* Lower-case hex SHA-256 of data into out[65]. */
+int s3d_sha256_hex(const void *data, size_t len, char out[65]);
+/* Formats t as YYYYMMDDTHHMMSSZ into out[17]. */
+int s3d_sigv4_amz_date(time_t t, char out[17]);
+
+#endif
