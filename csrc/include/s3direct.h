@@ -253,6 +253,8 @@ typedef struct s3d_obj_info {
 typedef struct s3d_put_opts {
 	const char *content_type;
 	const char *checksum_sha256; /* base64 of SHA-256: S3 verifies (BadDigest) */
+	const char *checksum_algorithm; /* CreateMultipartUpload: "SHA256" lets parts
+					   carry x-amz-checksum-sha256 */
 	const char *storage_class;
 	const char *acl;             /* x-amz-acl */
 	const char *sse;             /* x-amz-server-side-encryption: AES256 | aws:kms */
