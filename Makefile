@@ -42,6 +42,7 @@ S3D_BIN := $(if $(wildcard csrc/s3d.c),$(BUILD)/s3d)
 
 TEST_SRCS := $(wildcard tests/c/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/c/%.c=$(BUILD)/test/%)
+SH_TESTS := $(wildcard tests/cli/test_*.sh)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAYS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/test/%)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
@@ -110,7 +111,8 @@ $(BUILD)/test/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(BUILD)/asan
 
 # run-tests.sh fails the run when there is no C test at all.
 test: build $(TEST_BINS) $(FUZZ_REPLAYS)
-	tests/with-s3.sh tests/run-tests.sh $(addprefix c:,$(TEST_BINS)) $(addprefix fuzz:,$(FUZZ_REPLAYS))
+	tests/with-s3.sh tests/run-tests.sh $(addprefix c:,$(TEST_BINS)) \
+		$(addprefix sh:,$(SH_TESTS)) $(addprefix fuzz:,$(FUZZ_REPLAYS))
 
 # --- libFuzzer (optional, not part of test) --------------------------------------
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -O1 -g -fno-omit-frame-pointer \

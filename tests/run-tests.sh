@@ -31,12 +31,14 @@ passed=0
 failed=0
 c_tests=()
 fuzz_tests=()
+sh_tests=()
 problems=()
 
 for a in "$@"; do
 	case $a in
 	c:*) c_tests+=("${a#c:}") ;;
 	fuzz:*) fuzz_tests+=("${a#fuzz:}") ;;
+	sh:*) sh_tests+=("${a#sh:}") ;;
 	*)
 		echo "run-tests: unknown argument '$a'" >&2
 		exit 2
@@ -105,6 +107,11 @@ for bin in "${c_tests[@]}"; do
 done
 
 # --- fuzz corpus replays ----------------------------------------------------
+# Shell tests of the command-line tools: same summary-line contract as C tests.
+for script in "${sh_tests[@]}"; do
+	run_bin "$(basename "$script")" "$LOGDIR/$(basename "$script").log" c bash "$script"
+done
+
 for bin in "${fuzz_tests[@]}"; do
 	name=$(basename "$bin")
 	corpus=tests/fuzz/corpus/${name#fuzz_}
