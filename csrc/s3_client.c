@@ -750,6 +750,12 @@ int s3d_client_perform(s3d_client *c, const s3d_req *r, s3d_obj_info *info,
 		rc = s3d_xfer_finish(&x, easy, curl_easy_perform(easy), err, &retry);
 		if (rc == S3D_OK || !retry || attempt > c->cfg.max_retries)
 			break;
+		/* a bounded GET cut after its last byte has nothing left to ask for */
+		if (r->write && r->range_last >= 0 &&
+		    (r->range_first < 0 ? 0 : r->range_first) + x.delivered > r->range_last) {
+			rc = S3D_OK;
+			break;
+		}
 		wait = s3d_client_backoff_ms(c, attempt, started);
 		if (wait == 0)
 			break;

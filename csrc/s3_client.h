@@ -50,7 +50,9 @@ typedef struct s3d_xfer {
 	s3d_buf url;
 	s3d_buf errbody;
 	long status;
-	int64_t delivered;       /* body bytes handed to req->write (all attempts) */
+	int64_t delivered;       /* body bytes handed to req->write over all attempts:
+				    s3d_xfer_setup resumes a GET after them, so a
+				    caller reusing an xfer for a new request zeroes it */
 	size_t body_off;         /* read position in a memory body */
 	int aborted;             /* write/read callback asked to stop */
 	char errbuf[CURL_ERROR_SIZE];

@@ -397,7 +397,11 @@ typedef struct s3d_mpu s3d_mpu;
 /*
  * Starts (upload_id NULL) or continues (upload_id given, parts numbered from
  * first_part) a multipart upload of bucket/key. Memory is bounded by
- * (max_in_flight + 1) * part_size.
+ * (max_in_flight + 1) * part_size. Transfers progress only while the caller
+ * is inside an s3d_mpu_* call. The first failure sticks: later calls return
+ * it. s3d_mpu_free without complete or abort leaves the upload on the server
+ * (it can be resumed); a failed complete leaves the handle open for abort.
+ * Completing with no bytes at all uploads one empty part.
  */
 int s3d_mpu_new(s3d_client *c, const char *bucket, const char *key,
 		const char *upload_id, int first_part, const s3d_mpu_config *cfg,
@@ -408,7 +412,8 @@ int s3d_mpu_write(s3d_mpu *m, const void *p, size_t n, s3d_error *err);
  * through prior, in order, followed by ours; prior may be NULL). */
 int s3d_mpu_complete(s3d_mpu *m, const s3d_part *prior, size_t nprior,
 		     s3d_obj_info *out, s3d_error *err);
-/* Waits for parts in flight and returns the parts sent so far (borrowed). */
+/* Waits for parts in flight and returns the parts sent so far (borrowed);
+ * a partly filled buffer is kept, not sent. */
 int s3d_mpu_drain(s3d_mpu *m, const s3d_part **parts, size_t *nparts,
 		  s3d_error *err);
 int s3d_mpu_abort(s3d_mpu *m, s3d_error *err);
@@ -432,7 +437,9 @@ typedef struct s3d_verify_config {
 } s3d_verify_config;
 
 /*
- * Reads bucket/key with parallel ranged GETs and hashes in order.
+ * Reads bucket/key with parallel ranged GETs and hashes in order. Every range
+ * carries If-Match with the ETag seen by the initial HEAD: an object replaced
+ * meanwhile fails with S3D_E_S3 (PreconditionFailed).
  * digest receives the 32-byte SHA-256, size_out the byte count.
  */
 int s3d_verify_sha256(s3d_client *c, const char *bucket, const char *key,
