@@ -1,10 +1,12 @@
 /*
  * Streaming SHA-256 of an S3 object: HEAD for the size (and ETag), then
  * ranged GETs, up to max_in_flight at once on one curl multi handle driven
- * in the caller's thread. Each range lands in its slot's own buffer; the
- * digest takes ranges strictly in order, and a slot is refilled with the
- * next range to fetch only once its range has been hashed. Memory is
- * max_in_flight * range_size, whatever the object's size.
+ * in the caller's thread. Each range lands in its slot's own buffer; a
+ * hashing thread takes ranges strictly in order, so receiving and hashing
+ * overlap, and a slot is refilled with the next range to fetch only once its
+ * range has been hashed. Memory is max_in_flight * range_size, whatever the
+ * object's size. The lock guards slot states and the shared counters; the
+ * hashing itself and curl's transfers run outside it.
  */
 #include "verify.h"
 
@@ -13,13 +15,14 @@
 #include "s3_client.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define POLL_MAX_MS 1000
 
-enum vslot_state { VS_FREE, VS_RUNNING, VS_WAITING, VS_DONE };
+enum vslot_state { VS_FREE, VS_RUNNING, VS_WAITING, VS_DONE, VS_HASHING };
 
 struct vslot {
 	s3d_xfer x;             /* CURLOPT_PRIVATE points here */
@@ -55,6 +58,9 @@ struct verify {
 	int rc;
 	s3d_error err;
 	s3d_verify_stats st;
+	pthread_mutex_t lock;
+	pthread_cond_t ready;   /* a range is done, or stop */
+	int stop;
 };
 
 static int vfail(struct verify *v, int rc, const s3d_error *e)
@@ -269,55 +275,76 @@ static long pump(struct verify *v)
 	return start_due(v);
 }
 
-/* Hashes the next range in order when it has arrived; 1 when it did. */
-static int hash_next(struct verify *v)
-{
-	int i;
-
-	for (i = 0; i < v->nslots; i++) {
-		struct vslot *s = &v->slots[i];
-
-		if (s->state != VS_DONE || s->index != v->next_hash)
-			continue;
-		if (EVP_DigestUpdate(v->md, s->buf, s->fill) != 1) {
-			vfail_local(v, S3D_E_CRYPTO, "EVP_DigestUpdate failed");
-			return 0;
-		}
-		v->hashed += (int64_t)s->fill;
-		v->next_hash++;
-		v->st.ranges++;
-		s->state = VS_FREE;
-		return 1;
-	}
-	return 0;
-}
-
-static int next_arrived(const struct verify *v)
+static struct vslot *next_in_order(struct verify *v)
 {
 	int i;
 
 	for (i = 0; i < v->nslots; i++)
 		if (v->slots[i].state == VS_DONE && v->slots[i].index == v->next_hash)
-			return 1;
-	return 0;
+			return &v->slots[i];
+	return NULL;
+}
+
+/* The hashing thread: ranges in order, the digest update outside the lock. */
+static void *hasher(void *arg)
+{
+	struct verify *v = arg;
+	struct vslot *s;
+	int ok;
+
+	pthread_mutex_lock(&v->lock);
+	for (;;) {
+		while (!v->stop && v->rc == S3D_OK && !(s = next_in_order(v)))
+			pthread_cond_wait(&v->ready, &v->lock);
+		if (v->stop || v->rc != S3D_OK)
+			break;
+		s->state = VS_HASHING;
+		pthread_mutex_unlock(&v->lock);
+		ok = EVP_DigestUpdate(v->md, s->buf, s->fill) == 1;
+		pthread_mutex_lock(&v->lock);
+		if (!ok) {
+			vfail_local(v, S3D_E_CRYPTO, "EVP_DigestUpdate failed");
+		} else {
+			v->hashed += (int64_t)s->fill;
+			v->next_hash++;
+			v->st.ranges++;
+			s->state = VS_FREE;
+		}
+		curl_multi_wakeup(v->multi); /* the fetch loop may refill the slot */
+	}
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
 }
 
 static void run(struct verify *v)
 {
+	pthread_t th;
 	long timeout;
 	CURLMcode mc;
 
+	if (pthread_create(&th, NULL, hasher, v) != 0) {
+		vfail_local(v, S3D_E_NOMEM, "cannot start the hashing thread");
+		return;
+	}
+	pthread_mutex_lock(&v->lock);
 	while (v->rc == S3D_OK && v->next_hash < v->nranges) {
 		start_free(v);
-		if (v->rc != S3D_OK || hash_next(v))
-			continue;
+		if (v->rc != S3D_OK)
+			break;
 		timeout = pump(v);
-		if (v->rc != S3D_OK || next_arrived(v))
-			continue;
+		pthread_cond_signal(&v->ready);
+		if (v->rc != S3D_OK || v->next_hash >= v->nranges)
+			break;
+		pthread_mutex_unlock(&v->lock);
 		mc = curl_multi_poll(v->multi, NULL, 0, (int)timeout, NULL);
+		pthread_mutex_lock(&v->lock);
 		if (mc != CURLM_OK)
 			vfail_local(v, S3D_E_TRANSPORT, curl_multi_strerror(mc));
 	}
+	v->stop = 1;
+	pthread_cond_signal(&v->ready);
+	pthread_mutex_unlock(&v->lock);
+	pthread_join(th, NULL);
 }
 
 static int setup(struct verify *v, const s3d_verify_config *cfg)
@@ -386,6 +413,8 @@ int s3d_verify_sha256_stats(s3d_client *c, const char *bucket, const char *key,
 	int rc;
 
 	memset(&v, 0, sizeof(v));
+	pthread_mutex_init(&v.lock, NULL);
+	pthread_cond_init(&v.ready, NULL);
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
 	if (!c || !bucket || !key || !digest)
@@ -424,6 +453,8 @@ int s3d_verify_sha256_stats(s3d_client *c, const char *bucket, const char *key,
 	if (stats)
 		*stats = v.st;
 	teardown(&v);
+	pthread_mutex_destroy(&v.lock);
+	pthread_cond_destroy(&v.ready);
 	return rc;
 }
 
