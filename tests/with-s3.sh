@@ -20,8 +20,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 START_TIMEOUT=${S3D_TEST_START_TIMEOUT:-20}
 
-mkdir -p "$ROOT/.data"
-DATA=$(mktemp -d "$ROOT/.data/test-XXXXXX")
+# S3D_DATA_ROOT moves the server's data (benchmarks put it on tmpfs so that
+# disk writeback does not dominate what they measure).
+DATA_ROOT=${S3D_DATA_ROOT:-$ROOT/.data}
+mkdir -p "$DATA_ROOT"
+DATA=$(mktemp -d "$DATA_ROOT/test-XXXXXX")
 LOG=$DATA/versitygw.log
 
 cleanup() {
