@@ -13,7 +13,6 @@
 #include <libxml/SAX2.h>
 #include <libxml/chvalid.h>
 #include <libxml/parser.h>
-#include <libxml/parserInternals.h> /* xmlCreateMemoryParserCtxt */
 #include <libxml/tree.h>
 #include <libxml/xmlstring.h>
 #include <libxml/xmlwriter.h>
@@ -26,9 +25,17 @@
 #include <string.h>
 #include <time.h>
 
-/* No NOENT (entities stay unsubstituted), no DTDLOAD/DTDATTR, no HUGE. */
-#define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOCDATA | \
-		       XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+/*
+ * No NOENT (entities stay unsubstituted), no DTDLOAD/DTDATTR, no HUGE.
+ * IGNORE_ENC: S3 speaks UTF-8 only; a declared encoding would otherwise
+ * route untrusted bytes through iconv. No NOBLANKS: its heuristic can drop
+ * the text of <Key> </Key>, and " " is a valid key; blank nodes between
+ * elements are skipped by the readers instead.
+ */
+#define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOERROR | \
+		       XML_PARSE_NOWARNING | XML_PARSE_IGNORE_ENC)
+
+#define S3D_XML_CHUNK 4096 /* bytes per xmlParseChunk */
 
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 
@@ -44,11 +51,46 @@ void s3d_xml_global_init(void)
 	(void)pthread_once(&xml_once, xml_init);
 }
 
+#if LIBXML_VERSION >= 21200
+static void silent(void *ud, const xmlError *e)
+#else
+static void silent(void *ud, xmlErrorPtr e)
+#endif
+{
+	(void)ud;
+	(void)e;
+}
+
+/*
+ * libxml2 reports errors that have no parser context (encoding conversion,
+ * allocation) through the calling thread's handler, stderr by default. A
+ * library must not print: for the length of one call, this thread's handler
+ * is a silent one (libxml2's handlers are per thread), then the caller's
+ * comes back.
+ */
+struct quiet {
+	xmlStructuredErrorFunc fn;
+	void *ctx;
+};
+
+static void quiet_begin(struct quiet *q)
+{
+	s3d_xml_global_init();
+	q->fn = xmlStructuredError;
+	q->ctx = xmlStructuredErrorContext;
+	xmlSetStructuredErrorFunc(NULL, silent);
+}
+
+static void quiet_end(const struct quiet *q)
+{
+	xmlSetStructuredErrorFunc(q->ctx, q->fn);
+}
+
 /* ---- guarded document load ---- */
 
 struct guard {
 	int rc;        /* why the parse was stopped, S3D_OK if it was not */
-	long elements;
+	long nodes;    /* elements, attributes, namespace declarations so far */
 };
 
 static void stop(xmlParserCtxtPtr ctxt, int rc)
@@ -81,6 +123,7 @@ static void refuse_entity(void *ctx, const xmlChar *name, int type,
 	stop(ctx, S3D_E_PROTOCOL);
 }
 
+/* Bounds the tree: text can only sit between elements, comments and PIs are dropped. */
 static void count_element(void *ctx, const xmlChar *local, const xmlChar *prefix,
 			  const xmlChar *uri, int nns, const xmlChar **ns,
 			  int nattr, int ndefaulted, const xmlChar **attr)
@@ -88,21 +131,16 @@ static void count_element(void *ctx, const xmlChar *local, const xmlChar *prefix
 	xmlParserCtxtPtr ctxt = ctx;
 	struct guard *g = ctxt->_private;
 
-	if (++g->elements > S3D_XML_MAX_ELEMENTS) {
+	g->nodes += 1L + (nns > 0 ? nns : 0) + (nattr > 0 ? nattr : 0);
+	if (g->nodes > S3D_XML_MAX_NODES) {
 		stop(ctxt, S3D_E_TOOBIG);
 		return;
 	}
-	xmlSAX2StartElementNs(ctx, local, prefix, uri, nns, ns, nattr, ndefaulted, attr);
-}
-
-#if LIBXML_VERSION >= 21200
-static void silent(void *ud, const xmlError *e)
-#else
-static void silent(void *ud, xmlErrorPtr e)
-#endif
-{
-	(void)ud;
-	(void)e;
+	/* S3 sends no attributes: none enter the tree (libxml2 2.9 appends
+	 * each one by walking the list, quadratic in their number) */
+	(void)nattr;
+	(void)ndefaulted;
+	xmlSAX2StartElementNs(ctx, local, prefix, uri, nns, ns, 0, 0, attr);
 }
 
 static int is_blank(int c)
@@ -110,10 +148,51 @@ static int is_blank(int c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Bytes the parser holds unparsed: an incomplete tag, comment or PI. */
+static size_t pending(xmlParserCtxtPtr ctxt)
+{
+	xmlParserInputPtr in = ctxt->input;
+
+	return in && in->cur && in->end > in->cur ? (size_t)(in->end - in->cur) : 0;
+}
+
+/*
+ * Pushes body in chunks. The push parser reads a start tag only once it is
+ * complete, so a construct still unparsed after S3D_XML_MAX_MARKUP bytes is
+ * refused before libxml2 2.9's quadratic attribute checks can run on it.
+ */
+static void push_all(xmlParserCtxtPtr ctxt, struct guard *g, const char *body, size_t len)
+{
+	size_t off, n;
+	int last;
+
+	for (off = 0; off < len && g->rc == S3D_OK && ctxt->wellFormed; off += n) {
+		n = len - off < S3D_XML_CHUNK ? len - off : S3D_XML_CHUNK;
+		last = off + n == len;
+		(void)xmlParseChunk(ctxt, body + off, (int)n, last); /* verdict below */
+		if (!last && pending(ctxt) > S3D_XML_MAX_MARKUP)
+			stop(ctxt, S3D_E_TOOBIG);
+	}
+}
+
+/* Hooks the SAX2 tree builder; called after xmlCtxtUseOptions, which rewrites some. */
+static void guard_hooks(xmlParserCtxtPtr ctxt, struct guard *g)
+{
+	ctxt->_private = g;
+	ctxt->sax->internalSubset = refuse_doctype;
+	ctxt->sax->externalSubset = NULL;
+	ctxt->sax->entityDecl = refuse_entity;
+	ctxt->sax->startElementNs = count_element;
+	ctxt->sax->comment = NULL; /* no node, no memory for them */
+	ctxt->sax->processingInstruction = NULL;
+	ctxt->sax->serror = silent;
+}
+
 static int parse_doc(const char *body, size_t len, xmlDocPtr *out)
 {
 	struct guard g = { S3D_OK, 0 };
 	xmlParserCtxtPtr ctxt;
+	struct quiet q;
 	int rc;
 
 	if (!body && len)
@@ -126,27 +205,23 @@ static int parse_doc(const char *body, size_t len, xmlDocPtr *out)
 		return S3D_E_PROTOCOL;
 	if (len > S3D_XML_MAX_BODY)
 		return S3D_E_TOOBIG;
-	s3d_xml_global_init();
-	ctxt = xmlCreateMemoryParserCtxt(body, (int)len);
-	if (!ctxt)
+	quiet_begin(&q);
+	ctxt = xmlCreatePushParserCtxt(NULL, NULL, NULL, 0, NULL);
+	if (!ctxt) {
+		quiet_end(&q);
 		return S3D_E_NOMEM;
+	}
 	if (xmlCtxtUseOptions(ctxt, PARSE_OPTIONS) != 0 || !ctxt->sax) {
 		rc = S3D_E_INVAL;
 		goto out;
 	}
-	/* after xmlCtxtUseOptions, which rewrites some handlers */
-	ctxt->_private = &g;
-	ctxt->sax->internalSubset = refuse_doctype;
-	ctxt->sax->externalSubset = NULL;
-	ctxt->sax->entityDecl = refuse_entity;
-	ctxt->sax->startElementNs = count_element;
-	ctxt->sax->serror = silent;
-	(void)xmlParseDocument(ctxt); /* the verdict is in g, errNo, wellFormed */
+	guard_hooks(ctxt, &g);
+	push_all(ctxt, &g, body, len);
 	if (g.rc != S3D_OK)
 		rc = g.rc;
 	else if (ctxt->errNo == XML_ERR_NO_MEMORY)
 		rc = S3D_E_NOMEM;
-	else if (!ctxt->wellFormed || !ctxt->myDoc)
+	else if (!ctxt->wellFormed || !ctxt->myDoc || ctxt->instate != XML_PARSER_EOF)
 		rc = S3D_E_PROTOCOL;
 	else {
 		*out = ctxt->myDoc;
@@ -158,6 +233,7 @@ out:
 		xmlFreeDoc(ctxt->myDoc);
 	ctxt->myDoc = NULL;
 	xmlFreeParserCtxt(ctxt);
+	quiet_end(&q);
 	return rc;
 }
 
@@ -888,7 +964,7 @@ int s3d_xml_parse_delete_result(const char *body, size_t len, int *nerrors,
 	} else if (!is_named(root, "DeleteResult")) {
 		rc = S3D_E_PROTOCOL;
 	}
-	/* bounded: the load refused documents over S3D_XML_MAX_ELEMENTS */
+	/* bounded: the load refused documents over S3D_XML_MAX_NODES */
 	for (n = elem(root->children); rc == S3D_OK && n; n = elem(n->next)) {
 		if (!is_named(n, "Error"))
 			continue;
@@ -1079,6 +1155,7 @@ static int write_part(struct xw *x, const s3d_part *p)
 
 int s3d_xml_build_complete(const s3d_part *parts, size_t n, s3d_buf *out)
 {
+	struct quiet q;
 	struct xw x;
 	size_t i;
 	int rc;
@@ -1088,18 +1165,20 @@ int s3d_xml_build_complete(const s3d_part *parts, size_t n, s3d_buf *out)
 	rc = check_parts(parts, n);
 	if (rc != S3D_OK)
 		return rc;
-	s3d_xml_global_init();
+	quiet_begin(&q);
 	rc = xw_open(&x, "CompleteMultipartUpload");
 	for (i = 0; i < n && rc == S3D_OK; i++)
 		rc = write_part(&x, &parts[i]);
 	if (rc == S3D_OK)
 		rc = xw_finish(&x, out);
 	xw_free(&x);
+	quiet_end(&q);
 	return rc;
 }
 
 int s3d_xml_build_delete(const char *const *keys, size_t n, s3d_buf *out)
 {
+	struct quiet q;
 	struct xw x;
 	size_t i;
 	int rc = S3D_OK;
@@ -1110,7 +1189,7 @@ int s3d_xml_build_delete(const char *const *keys, size_t n, s3d_buf *out)
 		rc = check_text(keys[i], S3D_XML_KEY_MAX);
 	if (rc != S3D_OK)
 		return rc;
-	s3d_xml_global_init();
+	quiet_begin(&q);
 	rc = xw_open(&x, "Delete");
 	if (rc == S3D_OK)
 		rc = xw_elem(&x, "Quiet", "true");
@@ -1124,6 +1203,7 @@ int s3d_xml_build_delete(const char *const *keys, size_t n, s3d_buf *out)
 	if (rc == S3D_OK)
 		rc = xw_finish(&x, out);
 	xw_free(&x);
+	quiet_end(&q);
 	return rc;
 }
 

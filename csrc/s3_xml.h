@@ -8,15 +8,23 @@
  * bodies with or without xmlns="http://s3.amazonaws.com/doc/2006-03-01/" (or
  * any prefix) read the same.
  *
- * Hostile input. A body is refused when it is larger than S3D_XML_MAX_BODY
- * (S3D_E_TOOBIG), when it carries a DOCTYPE (S3D_E_PROTOCOL: the parse stops
- * at the DOCTYPE, before a single entity is declared, so no entity is ever
- * expanded and no DTD or external entity is ever loaded; S3 never sends
- * one), or when it has more than S3D_XML_MAX_ELEMENTS elements (S3D_E_TOOBIG,
- * bounds the tree and every loop over it). The network is never touched
- * (XML_PARSE_NONET) and libxml2's default limits stay on (depth 256, no
- * XML_PARSE_HUGE). The predefined entities (&amp; &lt; &gt; &quot; &apos;)
- * and character references decode as usual. libxml2 never prints.
+ * Hostile input. libxml2 never prints, never touches the network
+ * (XML_PARSE_NONET), keeps its default limits (depth 256, no HUGE), decodes
+ * the predefined entities (&amp; &lt; ...) and character references, and
+ * treats every body as UTF-8 (a declared encoding is ignored). A body is
+ * refused when:
+ *  - it is over S3D_XML_MAX_BODY bytes (S3D_E_TOOBIG);
+ *  - it has a DOCTYPE (S3D_E_PROTOCOL): the parse stops at the DOCTYPE,
+ *    before a single entity is declared, so no entity is ever expanded and
+ *    no DTD or external entity is ever loaded (S3 never sends one);
+ *  - it has more than S3D_XML_MAX_NODES elements, attributes and namespace
+ *    declarations (S3D_E_TOOBIG): this bounds the tree, its memory and
+ *    every loop over it. Comments and processing instructions build no
+ *    node; attributes are ignored (S3 sends none);
+ *  - one tag, comment or PI runs past S3D_XML_MAX_MARKUP bytes, give or
+ *    take one 4 KiB chunk (S3D_E_TOOBIG): the body goes through libxml2's
+ *    push parser, which reads a tag only once it is complete, and libxml2
+ *    2.9 checks the attributes of a tag in quadratic time.
  *
  * Errors shared by every parser: S3D_E_INVAL (a NULL required argument, or
  * body NULL with len > 0); S3D_E_PROTOCOL (empty body, XML that is not
@@ -38,7 +46,8 @@
 #define S3D_XML_NS "http://s3.amazonaws.com/doc/2006-03-01/"
 
 #define S3D_XML_MAX_BODY (16u * 1024u * 1024u) /* bytes, after leading blanks */
-#define S3D_XML_MAX_ELEMENTS 200000L           /* per document */
+#define S3D_XML_MAX_NODES 200000L              /* elements + attributes + xmlns, per document */
+#define S3D_XML_MAX_MARKUP (16u * 1024u)       /* one tag, comment or PI */
 #define S3D_XML_MAX_ENTRIES 10000              /* list entries per page (S3 sends <= 1000) */
 #define S3D_XML_KEY_MAX 1024                   /* object key, prefix: S3's own limit */
 #define S3D_XML_ID_MAX 2048                    /* upload id */
@@ -112,8 +121,9 @@ int s3d_xml_parse_list(const char *body, size_t len, int kind, s3d_list_fn fn,
 
 /*
  * <InitiateMultipartUploadResult><UploadId>: upload_id is reset and
- * receives the non-empty id (S3D_E_TOOBIG above S3D_XML_ID_MAX or
- * upload_id->max; upload_id is then left empty).
+ * receives the id, which is non-empty (else S3D_E_PROTOCOL) and at most
+ * S3D_XML_ID_MAX and upload_id->max bytes (else S3D_E_TOOBIG). On error
+ * upload_id is unchanged (empty after S3D_E_NOMEM).
  */
 int s3d_xml_parse_initiate(const char *body, size_t len, s3d_buf *upload_id);
 
@@ -147,22 +157,24 @@ int s3d_xml_parse_delete_result(const char *body, size_t len, int *nerrors,
 
 /*
  * Builds <CompleteMultipartUpload xmlns=S3><Part><PartNumber/><ETag/>
- * [<ChecksumSHA256/>]</Part>...: out is reset and receives the UTF-8
- * document (S3D_E_TOOBIG above out->max). n is 1..S3D_XML_MAX_PARTS; part
- * numbers are 1..10000 and strictly ascending; each etag is non-empty and
- * NUL-terminated within its field; an empty checksum_sha256 is left out.
- * Errors: S3D_E_INVAL for any of that or text that is not UTF-8 made of
- * XML characters; S3D_E_TOOBIG; S3D_E_NOMEM.
+ * [<ChecksumSHA256/>]</Part>...: on success out is reset and holds the
+ * UTF-8 document (XML declaration included), escaped by libxml2; on error
+ * out is unchanged (empty after S3D_E_NOMEM). n is 1..S3D_XML_MAX_PARTS,
+ * part numbers 1..10000 and strictly ascending; an empty checksum_sha256
+ * is left out. Errors: S3D_E_INVAL (bad n or numbers, an empty etag, text
+ * that is not well-formed UTF-8 made of XML 1.0 characters); S3D_E_TOOBIG
+ * (an etag or checksum not NUL-terminated within its field, or the document
+ * over out->max); S3D_E_NOMEM.
  */
 int s3d_xml_build_complete(const s3d_part *parts, size_t n, s3d_buf *out);
 
 /*
- * Builds <Delete xmlns=S3><Quiet>true</Quiet><Object><Key/></Object>...:
- * out is reset and receives the UTF-8 document. n is 1..S3D_XML_MAX_DELETE.
- * Errors: S3D_E_INVAL (bad n, a NULL or empty key, a key that is not UTF-8
- * made of XML 1.0 characters: such keys cannot travel in XML);
- * S3D_E_TOOBIG (a key over S3D_XML_KEY_MAX, or the document over out->max);
- * S3D_E_NOMEM.
+ * Builds <Delete xmlns=S3><Quiet>true</Quiet><Object><Key/></Object>...,
+ * out as for s3d_xml_build_complete. n is 1..S3D_XML_MAX_DELETE.
+ * Errors: S3D_E_INVAL (bad n, a NULL or empty key, a key that is not
+ * well-formed UTF-8 made of XML 1.0 characters: such a key cannot travel
+ * in XML); S3D_E_TOOBIG (a key over S3D_XML_KEY_MAX bytes, or the document
+ * over out->max: 1000 keys of 1024 '"' need about 6.2 MB); S3D_E_NOMEM.
  */
 int s3d_xml_build_delete(const char *const *keys, size_t n, s3d_buf *out);
 
