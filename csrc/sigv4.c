@@ -189,16 +189,117 @@ static int signing_key(s3d_signer *s, const char date[9], uint8_t key[32])
 	return rc;
 }
 
+static void put2(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+/* Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil,
+ * inverted): plain integer arithmetic, no time zone lock as in gmtime_r. */
 int s3d_sigv4_amz_date(time_t t, char out[17])
 {
-	struct tm tm;
+	int64_t days, secs, era, doe, yoe, doy, mp, y, m, d;
 
-	if (!gmtime_r(&t, &tm) || strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm) != 16)
+	if (t < 0 || t > (time_t)253402300799LL) /* 9999-12-31T23:59:59Z */
 		return S3D_E_INVAL;
+	days = (int64_t)t / 86400;
+	secs = (int64_t)t % 86400;
+	days += 719468;
+	era = days / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y += m <= 2;
+	put2(out, (int)(y / 100));
+	put2(out + 2, (int)(y % 100));
+	put2(out + 4, (int)m);
+	put2(out + 6, (int)d);
+	out[8] = 'T';
+	put2(out + 9, (int)(secs / 3600));
+	put2(out + 11, (int)(secs / 60 % 60));
+	put2(out + 13, (int)(secs % 60));
+	out[15] = 'Z';
+	out[16] = 0;
 	return S3D_OK;
 }
 
 /* ---- result ---- */
+
+/* One name=value entry, both stored in a shared text buffer. */
+struct entry {
+	size_t name, name_len, value, value_len;
+	size_t order; /* original position: keeps duplicate headers in order */
+};
+
+struct entries {
+	struct entry e[S3D_SIGV4_MAX_PARAMS];
+	size_t n;
+	s3d_buf text;
+	const char *base; /* text.ptr, set before sorting */
+};
+
+/* Per-result scratch, allocated at first use and kept while the result is. */
+struct scratch {
+	struct entries h, q;
+	EVP_MD_CTX *md;
+	EVP_MAC_CTX *mac;
+	uint8_t mac_key[32]; /* the key mac holds: re-init without re-keying */
+	int mac_keyed;
+	s3d_buf cred;
+};
+
+static struct scratch *scratch_of(s3d_sigv4_result *r)
+{
+	struct scratch *sc = r->scratch;
+
+	if (sc)
+		return sc;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return NULL;
+	s3d_buf_init(&sc->h.text, S3D_SIGV4_MAX_TEXT);
+	s3d_buf_init(&sc->q.text, S3D_SIGV4_MAX_TEXT);
+	s3d_buf_init(&sc->cred, 1024);
+	sc->md = EVP_MD_CTX_new();
+	sc->mac = EVP_MAC_CTX_new(mac_hmac);
+	if (sc->mac) {
+		OSSL_PARAM params[2];
+
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+							     (char *)"SHA256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		if (EVP_MAC_CTX_set_params(sc->mac, params) != 1) {
+			EVP_MAC_CTX_free(sc->mac);
+			sc->mac = NULL;
+		}
+	}
+	if (!sc->md || !sc->mac) {
+		EVP_MD_CTX_free(sc->md);
+		EVP_MAC_CTX_free(sc->mac);
+		free(sc);
+		return NULL;
+	}
+	r->scratch = sc;
+	return sc;
+}
+
+static void scratch_free(struct scratch *sc)
+{
+	if (!sc)
+		return;
+	s3d_buf_cleanup(&sc->h.text);
+	s3d_buf_cleanup(&sc->q.text);
+	s3d_buf_cleanup(&sc->cred);
+	EVP_MD_CTX_free(sc->md);
+	EVP_MAC_CTX_free(sc->mac);
+	OPENSSL_cleanse(sc->mac_key, sizeof(sc->mac_key));
+	free(sc);
+}
 
 void s3d_sigv4_result_init(s3d_sigv4_result *r)
 {
@@ -217,6 +318,8 @@ void s3d_sigv4_result_cleanup(s3d_sigv4_result *r)
 	s3d_buf_cleanup(&r->signed_headers);
 	s3d_buf_cleanup(&r->authorization);
 	s3d_buf_cleanup(&r->query);
+	scratch_free(r->scratch);
+	r->scratch = NULL;
 }
 
 static void result_reset(s3d_sigv4_result *r)
@@ -230,19 +333,6 @@ static void result_reset(s3d_sigv4_result *r)
 }
 
 /* ---- canonical request ---- */
-
-/* One name=value entry, both stored in a shared text buffer. */
-struct entry {
-	size_t name, name_len, value, value_len;
-	size_t order; /* original position: keeps duplicate headers in order */
-};
-
-struct entries {
-	struct entry e[S3D_SIGV4_MAX_PARAMS];
-	size_t n;
-	s3d_buf text;
-	const char *base; /* text.ptr, set before sorting */
-};
 
 static int cmp_entry(const void *a, const void *b, const char *base)
 {
@@ -310,25 +400,37 @@ static int is_space(char c)
 /* Lower-cased name; value trimmed with inner runs of blanks collapsed. */
 static int add_header(struct entries *h, const char *name, const char *value)
 {
+	size_t nlen, vlen, i;
 	struct entry *e;
+	char *out;
 	const char *p;
-	int rc = S3D_OK, pending_space = 0;
+	int rc, pending_space = 0;
 
-	if (!name || !*name || !value || h->n >= S3D_SIGV4_MAX_PARAMS)
-		return h->n >= S3D_SIGV4_MAX_PARAMS ? S3D_E_TOOBIG : S3D_E_INVAL;
+	if (!name || !*name || !value)
+		return S3D_E_INVAL;
+	if (h->n >= S3D_SIGV4_MAX_PARAMS)
+		return S3D_E_TOOBIG;
+	nlen = strlen(name);
+	vlen = strlen(value);
+	/* the canonical forms are never longer than the inputs */
+	rc = s3d_buf_reserve(&h->text, nlen + vlen);
+	if (rc != S3D_OK)
+		return rc;
 	e = &h->e[h->n];
 	e->name = h->text.len;
-	for (p = name; *p && rc == S3D_OK; p++) {
-		unsigned char c = (unsigned char)*p;
+	out = (char *)h->text.ptr + h->text.len;
+	for (i = 0; i < nlen; i++) {
+		unsigned char c = (unsigned char)name[i];
 		if (c <= 0x20 || c == ':' || c == 0x7f)
 			return S3D_E_INVAL;
-		rc = s3d_buf_appendc(&h->text, (char)(c >= 'A' && c <= 'Z' ? c + 32 : c));
+		out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 	}
-	e->name_len = h->text.len - e->name;
-	e->value = h->text.len;
+	e->name_len = nlen;
+	e->value = e->name + nlen;
+	out += nlen;
 	for (p = value; *p && is_space(*p); p++)
 		;
-	for (; *p && rc == S3D_OK; p++) {
+	for (i = 0; *p; p++) {
 		if (*p == '\r' || *p == '\n')
 			return S3D_E_INVAL; /* never let a value split a header */
 		if (is_space(*p)) {
@@ -336,14 +438,15 @@ static int add_header(struct entries *h, const char *name, const char *value)
 			continue;
 		}
 		if (pending_space)
-			rc = s3d_buf_appendc(&h->text, ' ');
+			out[i++] = ' ';
 		pending_space = 0;
-		if (rc == S3D_OK)
-			rc = s3d_buf_appendc(&h->text, *p);
+		out[i++] = *p;
 	}
-	e->value_len = h->text.len - e->value;
+	e->value_len = i;
+	h->text.len = e->value + i;
+	h->text.ptr[h->text.len] = 0;
 	e->order = h->n++;
-	return rc;
+	return S3D_OK;
 }
 
 static int has_header(const s3d_sigv4_request *req, const char *name)
@@ -385,8 +488,19 @@ static int canonical_uri(const s3d_sigv4_request *req, s3d_buf *out)
 
 static int credential_scope(const s3d_signer *s, const char *amz_date, s3d_buf *out)
 {
-	return s3d_buf_printf(out, "%.8s/%s/%s/aws4_request", amz_date,
-			      s3d_buf_str(&s->region), s3d_buf_str(&s->service));
+	int rc = s3d_buf_put(out, amz_date, 8);
+
+	if (rc == S3D_OK)
+		rc = s3d_buf_putc(out, '/');
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(out, s->region.ptr, s->region.len);
+	if (rc == S3D_OK)
+		rc = s3d_buf_putc(out, '/');
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(out, s->service.ptr, s->service.len);
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(out, "/aws4_request", 13);
+	return rc;
 }
 
 static int collect_headers(const s3d_signer *s, const s3d_sigv4_request *req,
@@ -423,9 +537,9 @@ static int signed_header_list(const struct entries *h, s3d_buf *out)
 		if (i && cmp_entry(&h->e[i - 1], &h->e[i], h->base) == 0)
 			continue;
 		if (i)
-			rc = s3d_buf_appendc(out, ';');
+			rc = s3d_buf_putc(out, ';');
 		if (rc == S3D_OK)
-			rc = s3d_buf_append(out, h->base + h->e[i].name, h->e[i].name_len);
+			rc = s3d_buf_put(out, h->base + h->e[i].name, h->e[i].name_len);
 	}
 	return rc;
 }
@@ -441,16 +555,16 @@ static int canonical_headers(const struct entries *h, s3d_buf *out)
 
 		if (dup) {
 			out->len--; /* drop the '\n': values join with ',' */
-			rc = s3d_buf_appendc(out, ',');
+			rc = s3d_buf_putc(out, ',');
 		} else {
-			rc = s3d_buf_append(out, h->base + e->name, e->name_len);
+			rc = s3d_buf_put(out, h->base + e->name, e->name_len);
 			if (rc == S3D_OK)
-				rc = s3d_buf_appendc(out, ':');
+				rc = s3d_buf_putc(out, ':');
 		}
 		if (rc == S3D_OK)
-			rc = s3d_buf_append(out, h->base + e->value, e->value_len);
+			rc = s3d_buf_put(out, h->base + e->value, e->value_len);
 		if (rc == S3D_OK)
-			rc = s3d_buf_appendc(out, '\n');
+			rc = s3d_buf_putc(out, '\n');
 	}
 	return rc;
 }
@@ -462,13 +576,13 @@ static int canonical_query(const struct entries *q, s3d_buf *out)
 
 	for (i = 0; rc == S3D_OK && i < q->n; i++) {
 		if (i)
-			rc = s3d_buf_appendc(out, '&');
+			rc = s3d_buf_putc(out, '&');
 		if (rc == S3D_OK)
-			rc = s3d_buf_append(out, q->base + q->e[i].name, q->e[i].name_len);
+			rc = s3d_buf_put(out, q->base + q->e[i].name, q->e[i].name_len);
 		if (rc == S3D_OK)
-			rc = s3d_buf_appendc(out, '=');
+			rc = s3d_buf_putc(out, '=');
 		if (rc == S3D_OK)
-			rc = s3d_buf_append(out, q->base + q->e[i].value, q->e[i].value_len);
+			rc = s3d_buf_put(out, q->base + q->e[i].value, q->e[i].value_len);
 	}
 	return rc;
 }
@@ -523,10 +637,12 @@ static int build_canonical(const s3d_signer *s, const s3d_sigv4_request *req,
 		rc = add_query(q, req->query[i].name, req->query[i].value);
 	}
 	if (rc == S3D_OK && query_form) {
-		s3d_buf cred;
-
-		s3d_buf_init(&cred, 1024);
-		rc = s3d_buf_printf(&cred, "%s/", s3d_buf_str(&s->access_key));
+		s3d_buf *credp = &((struct scratch *)r->scratch)->cred;
+#define cred (*credp)
+		s3d_buf_reset(&cred);
+		rc = s3d_buf_put(&cred, s->access_key.ptr, s->access_key.len);
+		if (rc == S3D_OK)
+			rc = s3d_buf_putc(&cred, '/');
 		if (rc == S3D_OK)
 			rc = credential_scope(s, r->amz_date, &cred);
 		snprintf(expires, sizeof(expires), "%lld", (long long)req->expires);
@@ -542,105 +658,129 @@ static int build_canonical(const s3d_signer *s, const s3d_sigv4_request *req,
 			rc = add_query(q, "X-Amz-SignedHeaders", s3d_buf_str(&r->signed_headers));
 		if (rc == S3D_OK && s->token.len && !(req->flags & S3D_SIGV4_OMIT_SESSION_TOKEN))
 			rc = add_query(q, "X-Amz-Security-Token", s3d_buf_str(&s->token));
-		s3d_buf_cleanup(&cred);
+#undef cred
 	}
 	if (rc != S3D_OK)
 		return rc;
 	q->base = s3d_buf_str(&q->text);
 	qsort_r(q->e, q->n, sizeof(q->e[0]), cmp_query, (void *)q->base);
 
-	rc = s3d_buf_printf(&r->canonical_request, "%s\n", req->method);
+	rc = s3d_buf_appendz(&r->canonical_request, req->method);
+	if (rc == S3D_OK)
+		rc = s3d_buf_putc(&r->canonical_request, '\n');
 	if (rc == S3D_OK)
 		rc = canonical_uri(req, &r->canonical_request);
 	if (rc == S3D_OK)
-		rc = s3d_buf_appendc(&r->canonical_request, '\n');
+		rc = s3d_buf_putc(&r->canonical_request, '\n');
 	if (rc == S3D_OK)
 		rc = canonical_query(q, &r->canonical_request);
 	if (rc == S3D_OK)
-		rc = s3d_buf_appendc(&r->canonical_request, '\n');
+		rc = s3d_buf_putc(&r->canonical_request, '\n');
 	if (rc == S3D_OK)
 		rc = canonical_headers(h, &r->canonical_request);
 	if (rc == S3D_OK)
-		rc = s3d_buf_printf(&r->canonical_request, "\n%s\n%s",
-				    s3d_buf_str(&r->signed_headers),
-				    req->payload_hash ? req->payload_hash : S3D_UNSIGNED_PAYLOAD);
+		rc = s3d_buf_putc(&r->canonical_request, '\n');
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(&r->canonical_request, r->signed_headers.ptr,
+				    r->signed_headers.len);
+	if (rc == S3D_OK)
+		rc = s3d_buf_putc(&r->canonical_request, '\n');
+	if (rc == S3D_OK)
+		rc = s3d_buf_appendz(&r->canonical_request,
+				     req->payload_hash ? req->payload_hash : S3D_UNSIGNED_PAYLOAD);
 	/* the query form's final query string is the canonical one + signature */
 	if (rc == S3D_OK && query_form)
 		rc = canonical_query(q, &r->query);
 	return rc;
 }
 
-static struct entries *entries_new(void)
-{
-	struct entries *e = malloc(sizeof(*e));
-
-	if (!e)
-		return NULL;
-	e->n = 0;
-	e->base = NULL;
-	s3d_buf_init(&e->text, S3D_SIGV4_MAX_TEXT);
-	return e;
-}
-
-static void entries_free(struct entries *e)
-{
-	if (!e)
-		return;
-	s3d_buf_cleanup(&e->text);
-	free(e);
-}
-
 int s3d_sigv4_canonical_request(const s3d_signer *s, const s3d_sigv4_request *req,
 				int query_form, s3d_sigv4_result *r)
 {
-	struct entries *h, *q;
-	int rc;
+	struct scratch *sc;
 
 	if (!s || !r)
 		return S3D_E_INVAL;
 	result_reset(r);
-	h = entries_new();
-	q = entries_new();
-	rc = h && q ? build_canonical(s, req, query_form, r, h, q) : S3D_E_NOMEM;
-	entries_free(h);
-	entries_free(q);
-	return rc;
+	sc = scratch_of(r);
+	if (!sc)
+		return S3D_E_NOMEM;
+	sc->h.n = sc->q.n = 0;
+	s3d_buf_reset(&sc->h.text);
+	s3d_buf_reset(&sc->q.text);
+	return build_canonical(s, req, query_form, r, &sc->h, &sc->q);
 }
 
 int s3d_sigv4_string_to_sign(const s3d_signer *s, time_t when, s3d_sigv4_result *r)
 {
+	struct scratch *sc = r ? scratch_of(r) : NULL;
+	uint8_t md[32];
+	unsigned int mdlen = 0;
 	char hash[65];
 	int rc;
 
 	if (!s || !r || !r->canonical_request.len)
 		return S3D_E_INVAL;
+	if (!sc)
+		return S3D_E_NOMEM;
 	rc = s3d_sigv4_amz_date(when, r->amz_date);
+	if (rc == S3D_OK &&
+	    (EVP_DigestInit_ex2(sc->md, md_sha256, NULL) != 1 ||
+	     EVP_DigestUpdate(sc->md, r->canonical_request.ptr, r->canonical_request.len) != 1 ||
+	     EVP_DigestFinal_ex(sc->md, md, &mdlen) != 1 || mdlen != 32))
+		rc = S3D_E_CRYPTO;
 	if (rc == S3D_OK)
-		rc = s3d_sha256_hex(r->canonical_request.ptr, r->canonical_request.len, hash);
+		to_hex(md, 32, hash);
 	s3d_buf_reset(&r->string_to_sign);
 	if (rc == S3D_OK)
-		rc = s3d_buf_printf(&r->string_to_sign, ALGORITHM "\n%s\n", r->amz_date);
+		rc = s3d_buf_put(&r->string_to_sign, ALGORITHM "\n", sizeof(ALGORITHM));
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(&r->string_to_sign, r->amz_date, 16);
+	if (rc == S3D_OK)
+		rc = s3d_buf_putc(&r->string_to_sign, '\n');
 	if (rc == S3D_OK)
 		rc = credential_scope(s, r->amz_date, &r->string_to_sign);
 	if (rc == S3D_OK)
-		rc = s3d_buf_printf(&r->string_to_sign, "\n%s", hash);
+		rc = s3d_buf_putc(&r->string_to_sign, '\n');
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(&r->string_to_sign, hash, 64);
 	return rc;
 }
 
 int s3d_sigv4_signature(s3d_signer *s, time_t when, s3d_sigv4_result *r)
 {
+	struct scratch *sc = r ? scratch_of(r) : NULL;
 	uint8_t key[32], sig[32];
+	size_t outlen = 0;
 	char date[17];
 	int rc;
 
 	if (!s || !r || !r->string_to_sign.len)
 		return S3D_E_INVAL;
+	if (!sc)
+		return S3D_E_NOMEM;
 	rc = s3d_sigv4_amz_date(when, date);
 	date[8] = 0;
 	if (rc == S3D_OK)
 		rc = signing_key(s, date, key);
-	if (rc == S3D_OK)
-		rc = hmac256(key, 32, r->string_to_sign.ptr, r->string_to_sign.len, sig);
+	/* The scratch MAC context was set to SHA-256 once. Keying it costs
+	 * twice an HMAC; with the same signing key as last time (same signer
+	 * and day), re-init without a key restores the keyed state. */
+	if (rc == S3D_OK && (!sc->mac_keyed || memcmp(sc->mac_key, key, 32) != 0)) {
+		sc->mac_keyed = 0;
+		if (EVP_MAC_init(sc->mac, key, 32, NULL) != 1)
+			rc = S3D_E_CRYPTO;
+		else {
+			memcpy(sc->mac_key, key, 32);
+			sc->mac_keyed = 1;
+		}
+	} else if (rc == S3D_OK && EVP_MAC_init(sc->mac, NULL, 0, NULL) != 1) {
+		rc = S3D_E_CRYPTO;
+	}
+	if (rc == S3D_OK &&
+	    (EVP_MAC_update(sc->mac, r->string_to_sign.ptr, r->string_to_sign.len) != 1 ||
+	     EVP_MAC_final(sc->mac, sig, &outlen, 32) != 1 || outlen != 32))
+		rc = S3D_E_CRYPTO;
 	if (rc == S3D_OK)
 		to_hex(sig, 32, r->signature);
 	OPENSSL_cleanse(key, sizeof(key));
@@ -664,14 +804,24 @@ int s3d_sigv4_sign_headers(s3d_signer *s, const s3d_sigv4_request *req,
 {
 	int rc = sign_all(s, req, 0, r);
 
+	s3d_buf *a = &r->authorization;
+
 	if (rc == S3D_OK)
-		rc = s3d_buf_printf(&r->authorization,
-				    ALGORITHM " Credential=%s/", s3d_buf_str(&s->access_key));
+		rc = s3d_buf_put(a, ALGORITHM " Credential=", sizeof(ALGORITHM " Credential=") - 1);
 	if (rc == S3D_OK)
-		rc = credential_scope(s, r->amz_date, &r->authorization);
+		rc = s3d_buf_put(a, s->access_key.ptr, s->access_key.len);
 	if (rc == S3D_OK)
-		rc = s3d_buf_printf(&r->authorization, ", SignedHeaders=%s, Signature=%s",
-				    s3d_buf_str(&r->signed_headers), r->signature);
+		rc = s3d_buf_putc(a, '/');
+	if (rc == S3D_OK)
+		rc = credential_scope(s, r->amz_date, a);
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(a, ", SignedHeaders=", 16);
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(a, r->signed_headers.ptr, r->signed_headers.len);
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(a, ", Signature=", 12);
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(a, r->signature, 64);
 	return rc;
 }
 
@@ -680,9 +830,12 @@ int s3d_sigv4_presign(s3d_signer *s, const s3d_sigv4_request *req,
 {
 	int rc = sign_all(s, req, 1, r);
 
+	if (rc == S3D_OK && r->query.len)
+		rc = s3d_buf_putc(&r->query, '&');
 	if (rc == S3D_OK)
-		rc = s3d_buf_printf(&r->query, "%sX-Amz-Signature=%s",
-				    r->query.len ? "&" : "", r->signature);
+		rc = s3d_buf_put(&r->query, "X-Amz-Signature=", 16);
+	if (rc == S3D_OK)
+		rc = s3d_buf_put(&r->query, r->signature, 64);
 	if (rc == S3D_OK && s->token.len && (req->flags & S3D_SIGV4_OMIT_SESSION_TOKEN)) {
 		rc = s3d_buf_appendz(&r->query, "&X-Amz-Security-Token=");
 		if (rc == S3D_OK)

@@ -3,7 +3,7 @@
 #define S3D_SIGV4_H
 #include "s3direct.h"
 
-#define S3D_SIGV4_MAX_PARAMS 256   /* query parameters + headers per request */
+#define S3D_SIGV4_MAX_PARAMS 64    /* query parameters, and headers, per request */
 #define S3D_SIGV4_MAX_TEXT (256u * 1024u)
 
 /* Lower-case hex SHA-256 of data into out[65]. */

@@ -1,44 +1,64 @@
 #include "uri.h"
 
+#include "buf.h"
+
 #include <string.h>
 
-static int unreserved(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-	       c == '~';
-}
+/* 1 for A-Z a-z 0-9 - _ . ~ (never escaped), 2 for '/', 0 otherwise */
+static const unsigned char plain[256] = {
+	['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['/'] = 2,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+	['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+	['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+	['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+	['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
+	['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+	['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+	['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
 
 int s3d_uri_encode(s3d_buf *out, const char *s, size_t n, int keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	char esc[3];
-	size_t i, run;
+	size_t i;
+	uint8_t *w;
 	int rc;
 
-	for (i = 0; i < n;) {
-		/* copy the longest run of bytes that need no escaping at once */
-		for (run = i; run < n; run++) {
-			unsigned char c = (unsigned char)s[run];
-			if (!unreserved(c) && !(keep_slash && c == '/'))
-				break;
+	/* room for the worst case up front, then write in place */
+	if (n <= out->max / 3 && s3d_buf_reserve(out, 3 * n) == S3D_OK) {
+		w = out->ptr + out->len;
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[i];
+			unsigned char k = plain[c];
+
+			if (k == 1 || (k == 2 && keep_slash)) {
+				*w++ = c;
+			} else {
+				w[0] = '%';
+				w[1] = (uint8_t)hex[c >> 4];
+				w[2] = (uint8_t)hex[c & 15];
+				w += 3;
+			}
 		}
-		if (run > i) {
-			rc = s3d_buf_append(out, s + i, run - i);
-			if (rc != S3D_OK)
-				return rc;
-			i = run;
-			continue;
-		}
-		esc[0] = '%';
-		esc[1] = hex[(unsigned char)s[i] >> 4];
-		esc[2] = hex[(unsigned char)s[i] & 15];
-		rc = s3d_buf_append(out, esc, 3);
+		out->len = (size_t)(w - out->ptr);
+		out->ptr[out->len] = 0;
+		return S3D_OK;
+	}
+	/* near the ceiling: byte by byte, refusing only what does not fit */
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		unsigned char k = plain[c];
+		char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+		if (k == 1 || (k == 2 && keep_slash))
+			rc = s3d_buf_putc(out, (char)c);
+		else
+			rc = s3d_buf_put(out, esc, 3);
 		if (rc != S3D_OK)
 			return rc;
-		i++;
 	}
-	/* an empty input still leaves a valid (empty) C string */
 	return s3d_buf_reserve(out, 0);
 }
 

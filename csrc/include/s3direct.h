@@ -172,8 +172,11 @@ typedef struct s3d_sigv4_result {
 	s3d_buf signed_headers;  /* "host;x-amz-date" */
 	s3d_buf authorization;   /* header form: value of Authorization */
 	s3d_buf query;           /* query form: full encoded query string incl. X-Amz-Signature */
+	void *scratch;           /* private: sort tables and digest contexts, kept
+				    for reuse while the result is reused */
 } s3d_sigv4_result;
 
+/* A result can be reused for many signatures: reuse avoids every allocation. */
 void s3d_sigv4_result_init(s3d_sigv4_result *r);
 void s3d_sigv4_result_cleanup(s3d_sigv4_result *r);
 
@@ -445,6 +448,115 @@ typedef struct s3d_verify_config {
 int s3d_verify_sha256(s3d_client *c, const char *bucket, const char *key,
 		      const s3d_verify_config *cfg, uint8_t digest[32],
 		      int64_t *size_out, s3d_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Storage driver (driver.c, reader.c, upload.c)                            */
+/*                                                                          */
+/* The registry's StorageDriver, in C. Paths are distribution's driver      */
+/* paths ("/docker/registry/v2/..."), already validated by the Go side;     */
+/* keys are <root>/<path without its leading '/'>. Committed content uses   */
+/* exactly distribution's layout; in-progress writers keep their tails      */
+/* under <root>/_s3direct/, which List, Stat and Walk never show.           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct s3d_driver_config {
+	s3d_client_config client;
+	const char *bucket;
+	const char *root;          /* rootdirectory: "" or "a/b" (no leading '/') */
+	s3d_put_opts put;          /* storage class, ACL, SSE for every object */
+	size_t part_size;          /* writer part size (chunksize); default 10 MiB, >= 5 MiB */
+	int parts_in_flight;       /* writer parts uploading at once; default 2 */
+	int64_t copy_threshold;    /* Move: single CopyObject up to this; default 32 MiB */
+	int64_t copy_part_size;    /* Move: UploadPartCopy part size; default 32 MiB */
+	int copy_concurrency;      /* Move: parts copied at once; default 8 */
+	int64_t redirect_expires;  /* presigned redirect lifetime, s; default 1200 */
+} s3d_driver_config;
+
+typedef struct s3d_driver s3d_driver;
+
+/* Checks the configuration (and that the bucket answers a HEAD). */
+int s3d_driver_new(const s3d_driver_config *cfg, s3d_driver **out, s3d_error *err);
+void s3d_driver_free(s3d_driver *d);
+s3d_client *s3d_driver_client(s3d_driver *d);
+/* The object key of a driver path, into out. */
+int s3d_driver_key(const s3d_driver *d, const char *path, s3d_buf *out);
+
+/* Whole small objects. S3D_E_NOTFOUND when absent; S3D_E_TOOBIG over out->max. */
+int s3d_driver_get_content(s3d_driver *d, const char *path, s3d_buf *out, s3d_error *err);
+int s3d_driver_put_content(s3d_driver *d, const char *path, const void *data,
+			   size_t len, s3d_error *err);
+
+typedef struct s3d_stat {
+	int64_t size;          /* 0 for directories */
+	int64_t mod_time;      /* unix seconds (0 for directories) */
+	int is_dir;
+} s3d_stat;
+
+/* A file (object) or a directory (a prefix with objects below). */
+int s3d_driver_stat(s3d_driver *d, const char *path, s3d_stat *out, s3d_error *err);
+/*
+ * Direct children of a directory as full driver paths, each NUL-terminated,
+ * one after the other in out. S3D_E_NOTFOUND when path has no children
+ * (except "/", which is never missing).
+ */
+int s3d_driver_list(s3d_driver *d, const char *path, s3d_buf *out, size_t *count,
+		    s3d_error *err);
+/* Server-side copy (parallel UploadPartCopy above copy_threshold), then delete. */
+int s3d_driver_move(s3d_driver *d, const char *src, const char *dst, s3d_error *err);
+/* Deletes the object at path and everything below path + "/". NOTFOUND when nothing. */
+int s3d_driver_delete(s3d_driver *d, const char *path, s3d_error *err);
+/* Presigned GET or HEAD URL for path, valid redirect_expires seconds. */
+int s3d_driver_redirect_url(s3d_driver *d, const char *method, const char *path,
+			    s3d_buf *url, s3d_error *err);
+
+/* Walk: a pull iterator over everything below path, in lexical order,
+ * directories synthesized from keys and reported before their contents. */
+typedef struct s3d_walker s3d_walker;
+typedef struct s3d_walk_entry {
+	const char *path;      /* borrowed until the next call */
+	int64_t size;
+	int64_t mod_time;
+	int is_dir;
+} s3d_walk_entry;
+/* start_after: skip paths <= it (distribution's StartAfterHint); may be NULL. */
+int s3d_walker_open(s3d_driver *d, const char *path, const char *start_after,
+		    s3d_walker **out, s3d_error *err);
+/* S3D_OK with *done = 0 and e filled, or *done = 1 at the end. */
+int s3d_walker_next(s3d_walker *w, s3d_walk_entry *e, int *done, s3d_error *err);
+/* Skips everything below dir (a directory just returned). */
+void s3d_walker_skip_dir(s3d_walker *w, const char *dir);
+void s3d_walker_free(s3d_walker *w);
+
+/* Reader: streams an object from offset, pulled in caller-sized reads with
+ * bounded memory; transport failures resume after the bytes delivered.
+ * NOTFOUND when absent; an offset at or past the end reads as empty. */
+typedef struct s3d_reader s3d_reader;
+int s3d_reader_open(s3d_driver *d, const char *path, int64_t offset,
+		    s3d_reader **out, s3d_error *err);
+/* *n = 0 at the end. */
+int s3d_reader_read(s3d_reader *r, uint8_t *p, size_t cap, size_t *n, s3d_error *err);
+void s3d_reader_free(s3d_reader *r);
+
+/*
+ * Writer: the registry's FileWriter. S3 is the source of truth: parts of a
+ * multipart upload (found again with ListMultipartUploads + ListParts) and,
+ * for a tail under 5 MiB, a tail object under <root>/_s3direct/ stamped
+ * with the upload and offset it follows. Close keeps everything needed to
+ * append later from any process; Commit makes the object; Cancel removes it
+ * all. Append to a committed object continues after its bytes.
+ */
+typedef struct s3d_writer s3d_writer;
+int s3d_writer_open(s3d_driver *d, const char *path, int append,
+		    s3d_writer **out, s3d_error *err);
+int s3d_writer_write(s3d_writer *w, const void *p, size_t n, s3d_error *err);
+int64_t s3d_writer_size(const s3d_writer *w);
+int s3d_writer_close(s3d_writer *w, s3d_error *err);
+int s3d_writer_commit(s3d_writer *w, s3d_error *err);
+int s3d_writer_cancel(s3d_writer *w, s3d_error *err);
+/* Peak bytes of part buffers this writer held. */
+size_t s3d_writer_peak_memory(const s3d_writer *w);
+/* Frees memory only (a writer not closed keeps its parts in S3). */
+void s3d_writer_free(s3d_writer *w);
 
 #ifdef __cplusplus
 }

@@ -295,8 +295,42 @@ static void test_session_token(void)
 	s3d_signer_free(s);
 }
 
+/* The date arithmetic agrees with gmtime_r + strftime everywhere it is used. */
+static void test_amz_date_matches_libc(void)
+{
+	static const time_t fixed[] = { 0, 59, 86399, 86400, 951782400 /* 2000-02-29 */,
+					951868800, 4107542400 /* 2100-03-01 */,
+					1709164800 /* 2024-02-29 */, 253402300799LL };
+	char ours[17], want[17];
+	struct tm tm;
+	unsigned seed = 12345;
+	size_t i;
+	int bad = 0;
+
+	T_EQ_INT(S3D_E_INVAL, s3d_sigv4_amz_date((time_t)-1, ours));
+	T_EQ_INT(S3D_E_INVAL, s3d_sigv4_amz_date((time_t)253402300800LL, ours));
+	for (i = 0; i < 200000; i++) {
+		time_t t;
+
+		if (i < sizeof(fixed) / sizeof(fixed[0])) {
+			t = fixed[i];
+		} else {
+			seed = seed * 1103515245u + 12345u;
+			t = (time_t)(((uint64_t)seed << 20 ^ (uint64_t)i * 2654435761u) % 253402300800ULL);
+		}
+		gmtime_r(&t, &tm);
+		strftime(want, sizeof(want), "%Y%m%dT%H%M%SZ", &tm);
+		if (s3d_sigv4_amz_date(t, ours) != S3D_OK || strcmp(ours, want) != 0) {
+			if (bad++ < 3)
+				T_EQ_STR(want, ours);
+		}
+	}
+	T_EQ_INT(0, bad);
+}
+
 int main(void)
 {
+	T_RUN(test_amz_date_matches_libc);
 	T_RUN(test_hostile_inputs);
 	T_RUN(test_too_many_params);
 	T_RUN(test_s3_docs_presigned_get);

@@ -111,8 +111,9 @@ type Result struct {
 // Signer wraps an s3d_signer. Safe for concurrent use; Close must not race
 // with other calls.
 type Signer struct {
-	mu sync.RWMutex // Close takes it exclusively; calls share it
-	s  *C.s3d_signer
+	mu      sync.RWMutex // Close takes it exclusively; calls share it
+	s       *C.s3d_signer
+	results chan *C.s3d_sigv4_result // reusable C results for PresignQuery
 }
 
 // cstrs owns the C copies of one call's strings.
@@ -159,7 +160,7 @@ func NewSigner(access, secret, token, region, service string) (*Signer, error) {
 	if rc != C.S3D_OK {
 		return nil, engineError(op, rc)
 	}
-	return &Signer{s: s}, nil
+	return &Signer{s: s, results: make(chan *C.s3d_sigv4_result, 64)}, nil
 }
 
 // Close frees the signer (the C side wipes the secret). Safe to call twice.
@@ -169,6 +170,14 @@ func (s *Signer) Close() {
 	if s.s != nil {
 		C.s3d_signer_free(s.s)
 		s.s = nil
+	}
+	for {
+		select {
+		case r := <-s.results:
+			freeResult(r)
+		default:
+			return
+		}
 	}
 }
 

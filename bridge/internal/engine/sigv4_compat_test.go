@@ -288,7 +288,16 @@ func signOurs(s *Signer, c *compatCase) (Result, error) {
 		req.Headers = append(req.Headers, KV{"Content-Length", strconv.FormatInt(c.contentLength, 10)})
 	}
 	if c.presign {
-		return s.Presign(&req)
+		res, err := s.Presign(&req)
+		if err != nil {
+			return res, err
+		}
+		// the fast path must give the very same query
+		q, qerr := s.PresignQuery(&req)
+		if qerr != nil || q != res.Query {
+			return res, fmt.Errorf("PresignQuery differs from Presign: %v\n  %s\n  %s", qerr, q, res.Query)
+		}
+		return res, nil
 	}
 	req.Flags = FlagContentSHA256Header
 	return s.SignHeaders(&req)
