@@ -1201,8 +1201,11 @@ int s3d_complete_multipart(s3d_client *c, const char *bucket, const char *key,
 	memset(&info, 0, sizeof(info));
 	if (rc == S3D_OK)
 		rc = s3d_client_perform(c, &r, &info, err);
-	if (rc == S3D_OK)
+	if (rc == S3D_OK) {
 		rc = s3d_xml_parse_complete((const char *)resp.ptr, resp.len, &info, err);
+		if (rc == S3D_E_S3 && err)
+			err->http_status = 200; /* an <Error> inside a 200 answer */
+	}
 	if (rc == S3D_OK && out)
 		*out = info;
 	s3d_buf_cleanup(&body);
@@ -1343,6 +1346,8 @@ int s3d_list_objects(s3d_client *c, const char *bucket, const s3d_list_opts *o,
 	if (rc != S3D_OK || !fn)
 		return s3d_err_set(err, rc ? rc : S3D_E_INVAL, "invalid list arguments");
 	list_add(&l, "list-type", "2");
+	/* keys with bytes XML cannot carry come back percent-encoded */
+	list_add(&l, "encoding-type", "url");
 	if (o) {
 		list_add(&l, "prefix", o->prefix);
 		list_add(&l, "delimiter", o->delimiter);
@@ -1361,6 +1366,7 @@ int s3d_list_multipart_uploads(s3d_client *c, const char *bucket,
 	if (rc != S3D_OK || !fn)
 		return s3d_err_set(err, rc ? rc : S3D_E_INVAL, "invalid list arguments");
 	list_add(&l, "uploads", "");
+	list_add(&l, "encoding-type", "url");
 	if (o) {
 		list_add(&l, "prefix", o->prefix);
 		list_add(&l, "delimiter", o->delimiter);
