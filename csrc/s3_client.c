@@ -294,6 +294,10 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 			return 0;
 		return len;
 	}
+	if (x->req->write && x->ranged && x->status != 206) {
+		x->aborted = 3; /* Range ignored: these bytes would not line up */
+		return 0;
+	}
 	if (x->req->write) {
 		if (x->req->write(x->req->write_ud, (const uint8_t *)p, len) != 0) {
 			x->aborted = 1;
@@ -405,7 +409,7 @@ static int has_content_type(const s3d_req *r)
 
 static int sign_request(s3d_client *c, s3d_xfer *x, const s3d_req *r)
 {
-	s3d_kv hdrs[S3D_MAX_REQ_HEADERS + 3];
+	s3d_kv hdrs[S3D_MAX_REQ_HEADERS + 4];
 	s3d_sigv4_request sr;
 	s3d_sigv4_result res;
 	s3d_buf path;
@@ -428,6 +432,11 @@ static int sign_request(s3d_client *c, s3d_xfer *x, const s3d_req *r)
 			snprintf(range, sizeof(range), "bytes=%lld-", (long long)first);
 		hdrs[nh].name = "Range";
 		hdrs[nh++].value = range;
+		x->ranged = 1;
+		if (x->delivered > 0 && x->resume_etag[0]) {
+			hdrs[nh].name = "If-Match";
+			hdrs[nh++].value = x->resume_etag;
+		}
 	}
 	if (c->token) {
 		hdrs[nh].name = "x-amz-security-token";
@@ -499,6 +508,7 @@ int s3d_xfer_setup(s3d_client *c, s3d_xfer *x, const s3d_req *r, CURL *easy)
 
 	x->req = r;
 	x->client = c;
+	x->ranged = 0;
 	x->status = 0;
 	x->aborted = 0;
 	x->body_off = 0;
@@ -679,12 +689,20 @@ int s3d_xfer_finish(s3d_xfer *x, CURL *easy, CURLcode cc, s3d_error *err, int *r
 		set_resource(x, err);
 		return s3d_err_set(err, S3D_E_ABORTED, "stopped by the caller");
 	}
+	if (x->aborted == 3) {
+		s3d_error_clear(err);
+		err->http_status = (int)st;
+		set_resource(x, err);
+		return s3d_err_set(err, S3D_E_PROTOCOL, "ranged GET answered %ld, not 206", st);
+	}
 	if (x->aborted == 2) {
 		s3d_error_clear(err);
 		set_resource(x, err);
 		return s3d_err_set(err, S3D_E_TOOBIG, "response body over its limit");
 	}
 	if (cc != CURLE_OK) {
+		if (x->req->write && !x->resume_etag[0] && st >= 200 && st <= 299)
+			copy_field(x->resume_etag, sizeof(x->resume_etag), x->info.etag);
 		s3d_error_clear(err);
 		err->curl_code = (int)cc;
 		err->http_status = (int)st;
@@ -695,8 +713,18 @@ int s3d_xfer_finish(s3d_xfer *x, CURL *easy, CURLcode cc, s3d_error *err, int *r
 		*retry = x->req->retryable;
 		return cc == CURLE_OPERATION_TIMEDOUT ? S3D_E_TIMEOUT : S3D_E_TRANSPORT;
 	}
-	if (st >= 200 && st <= 299)
+	if (st >= 200 && st <= 299 && x->req->write && x->ranged && st != 206) {
+		/* the server ignored Range: its bytes would not line up with ours */
+		s3d_error_clear(err);
+		err->http_status = (int)st;
+		set_resource(x, err);
+		return s3d_err_set(err, S3D_E_PROTOCOL, "ranged GET answered %ld, not 206", st);
+	}
+	if (st >= 200 && st <= 299) {
+		if (x->req->write && !x->resume_etag[0])
+			copy_field(x->resume_etag, sizeof(x->resume_etag), x->info.etag);
 		return S3D_OK;
+	}
 
 	s3d_error_clear(err);
 	if (x->errbody.len == 0 ||
@@ -727,7 +755,8 @@ int s3d_client_perform(s3d_client *c, const s3d_req *r, s3d_obj_info *info,
 	int64_t started = s3d_now_ms();
 	CURL *easy = s3d_client_easy_get(c);
 	s3d_xfer x;
-	int attempt = 0, retry = 0, rc = S3D_E_INVAL;
+	int attempt = 0, total = 0, retry = 0, rc = S3D_E_INVAL;
+	int64_t before;
 	long wait;
 
 	if (!easy)
@@ -735,7 +764,8 @@ int s3d_client_perform(s3d_client *c, const s3d_req *r, s3d_obj_info *info,
 	s3d_xfer_init(&x);
 	for (;;) {
 		attempt++;
-		if (attempt > 1 && r->read && (!r->rewind || r->rewind(r->read_ud) != 0))
+		total++;
+		if (total > 1 && r->read && (!r->rewind || r->rewind(r->read_ud) != 0))
 			break; /* keep the previous error */
 		rc = s3d_xfer_setup(c, &x, r, easy);
 		if (rc != S3D_OK) {
@@ -747,8 +777,16 @@ int s3d_client_perform(s3d_client *c, const s3d_req *r, s3d_obj_info *info,
 			}
 			break;
 		}
+		before = x.delivered;
 		rc = s3d_xfer_finish(&x, easy, curl_easy_perform(easy), err, &retry);
-		if (rc == S3D_OK || !retry || attempt > c->cfg.max_retries)
+		if (rc == S3D_OK || !retry)
+			break;
+		if (x.delivered > before) {
+			/* a stream that made progress gets a fresh retry budget */
+			started = s3d_now_ms();
+			attempt = 1;
+		}
+		if (attempt > c->cfg.max_retries)
 			break;
 		/* a bounded GET cut after its last byte has nothing left to ask for */
 		if (r->write && r->range_last >= 0 &&
@@ -762,7 +800,7 @@ int s3d_client_perform(s3d_client *c, const s3d_req *r, s3d_obj_info *info,
 		sleep_ms(wait);
 	}
 	if (err)
-		err->attempts = attempt;
+		err->attempts = total;
 	if (rc == S3D_OK && info)
 		*info = x.info;
 	s3d_xfer_cleanup(&x);

@@ -58,6 +58,9 @@ typedef struct s3d_xfer {
 	char errbuf[CURL_ERROR_SIZE];
 	s3d_obj_info info;       /* response headers */
 	char request_id[128];
+	char resume_etag[136];   /* ETag of the first answer: a resumed GET must
+				    get the same object back (If-Match) */
+	int ranged;              /* this attempt sent a Range header */
 } s3d_xfer;
 
 void s3d_xfer_init(s3d_xfer *x);

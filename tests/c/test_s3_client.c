@@ -721,6 +721,8 @@ struct fault {
 	int fd, port;
 	int fail_first;    /* answer 503 SlowDown to this many requests */
 	int drop_after;    /* on the first good GET, send this many bytes then close */
+	int ignore_range;  /* answer 200 with the whole body even to a Range */
+	char last_if_match[64];
 	int requests;
 	char last_range[64];
 };
@@ -748,6 +750,10 @@ static void *fault_main(void *arg)
 			break;
 		}
 		f->last_range[0] = 0;
+		f->last_if_match[0] = 0;
+		r = strcasestr(req, "\nIf-Match: ");
+		if (r)
+			sscanf(r + 11, "%63[^\r\n]", f->last_if_match);
 		r = strcasestr(req, "\nRange: bytes=");
 		if (r) {
 			sscanf(r + 14, "%63[^\r\n]", f->last_range);
@@ -761,9 +767,11 @@ static void *fault_main(void *arg)
 				 f->requests, strlen("<Error><Code>SlowDown</Code><Message>slow</Message></Error>"),
 				 "<Error><Code>SlowDown</Code><Message>slow</Message></Error>");
 		} else if (f->drop_after > 0) {
-			snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nContent-Length: 20\r\nConnection: close\r\n\r\n%.*s",
+			snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 20\r\nConnection: close\r\n\r\n%.*s",
 				 f->drop_after, body);
 			f->drop_after = 0;
+		} else if (f->ignore_range) {
+			snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 20\r\nConnection: close\r\n\r\n%s", body);
 		} else {
 			snprintf(out, sizeof(out),
 				 "HTTP/1.1 %s\r\nContent-Length: %zu\r\nContent-Range: bytes %ld-19/20\r\nConnection: close\r\n\r\n%s",
@@ -845,7 +853,18 @@ static void test_retries_and_resume(void)
 	T_EQ_INT(S3D_OK, get_all(c, "k", &b, &err));
 	T_EQ_STR("0123456789abcdefghij", s3d_buf_str(&b));
 	T_EQ_STR("7-", f.last_range);
+	T_EQ_STR("\"v1\"", f.last_if_match); /* the same object, or nothing */
 	T_EQ_INT(2, err.attempts);
+	s3d_client_free(c);
+
+	/* a server that ignores Range on the resume: refused, never spliced */
+	f.drop_after = 7;
+	f.ignore_range = 1;
+	c = client_with(endpoint, "secret", 3);
+	s3d_error_clear(&err);
+	T_EQ_INT(S3D_E_PROTOCOL, get_all(c, "k", &b, &err));
+	T_EQ_INT(7, b.len); /* only the bytes of the first answer */
+	f.ignore_range = 0;
 	s3d_client_free(c);
 
 	/* a non-repeatable stream is not retried */
