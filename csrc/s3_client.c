@@ -620,6 +620,8 @@ static void read_headers(s3d_xfer *x, CURL *easy)
 		   header_value(easy, "Content-Type"));
 	copy_field(x->info.version_id, sizeof(x->info.version_id),
 		   header_value(easy, "x-amz-version-id"));
+	copy_field(x->info.meta_s3direct, sizeof(x->info.meta_s3direct),
+		   header_value(easy, "x-amz-meta-s3direct"));
 	copy_field(x->request_id, sizeof(x->request_id), header_value(easy, "x-amz-request-id"));
 	v = header_value(easy, "Last-Modified");
 	if (v) {

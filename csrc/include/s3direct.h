@@ -251,6 +251,7 @@ typedef struct s3d_obj_info {
 	char checksum_type[32];   /* FULL_OBJECT / COMPOSITE, when returned */
 	char content_type[128];
 	char version_id[128];
+	char meta_s3direct[512];  /* x-amz-meta-s3direct (the writer's tail stamp) */
 } s3d_obj_info;
 
 typedef struct s3d_put_opts {

@@ -1,0 +1,25 @@
+/*
+ * The registry's FileWriter (public API in s3direct.h): what upload.c keeps
+ * in S3 between a Close and a later open, for driver.c and the tests.
+ *
+ * State of a path whose key is K, all of it in S3:
+ *   - at most one multipart upload of K (ListMultipartUploads prefix=K,
+ *     Key == K; the newest wins, others are aborted when found), holding
+ *     parts 1..N, every one >= 5 MiB;
+ *   - at most one tail object, the bytes after the parts (< 5 MiB), at
+ *     tail_key(K) with x-amz-meta-s3direct: "<upload-id or '->:<offset>",
+ *     offset = bytes in the parts before it. A tail whose stamp does not
+ *     match the upload found and its parts' sum is stale and ignored.
+ *   - the committed object K (only appended to when neither of the above exists).
+ */
+#ifndef S3D_UPLOAD_H
+#define S3D_UPLOAD_H
+
+#include "driver.h"
+
+#define S3D_UPLOAD_STAMP_HEADER "x-amz-meta-s3direct"
+
+/* <root>_s3direct/tails/<hex SHA-256 of key> into out (reset first). */
+int s3d_upload_tail_key(const s3d_driver *d, const char *key, s3d_buf *out);
+
+#endif
