@@ -64,7 +64,7 @@ else
 endif
 
 # --- library and s3d -----------------------------------------------------------
-build: $(BUILD)/libs3direct.a $(BUILD)/libs3direct.so $(PUB_HDRS) $(S3D_BIN)
+build: $(BUILD)/libs3direct.a $(BUILD)/libs3direct.so $(PUB_HDRS) $(S3D_BIN) $(BUILD)/registry
 ifeq ($(S3D_BIN),)
 	@echo "build: csrc/s3d.c does not exist yet: $(BUILD)/s3d not built"
 endif
@@ -87,6 +87,15 @@ $(BUILD)/include/%.h: csrc/include/%.h
 
 $(BUILD)/s3d: $(BUILD)/obj/s3d.o $(BUILD)/libs3direct.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libs3direct.a $(LDFLAGS) $(LDLIBS)
+
+# --- registry binary -------------------------------------------------------------
+# The stock distribution registry plus the s3direct driver (bridge/driver),
+# linked with build/libs3direct.a through cgo (cmd/go relinks when the
+# library changes).
+GO_SRCS = $(shell find bridge -name '*.go' -not -name '*_test.go' 2>/dev/null)
+
+$(BUILD)/registry: $(BUILD)/libs3direct.a $(PUB_HDRS) $(GO_SRCS) go.mod go.sum | deps
+	CGO_ENABLED=1 $(GO) build -o $@ ./bridge/cmd/registry
 
 # --- sanitizer build and tests ---------------------------------------------------
 $(BUILD)/asan/%.o: csrc/%.c | deps

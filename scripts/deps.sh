@@ -22,6 +22,9 @@ DEB_PACKAGES=(
 # name  module-path/cmd  version
 GO_TOOLS=(
 	"versitygw github.com/versity/versitygw/cmd/versitygw v1.7.0"
+	"crane github.com/google/go-containerregistry/cmd/crane v0.21.9"
+	"oras oras.land/oras/cmd/oras v1.3.3"
+	"regctl github.com/regclient/regclient/cmd/regctl v0.11.5"
 )
 
 TOOLS_BIN=$ROOT/.tools/bin
