@@ -5,14 +5,12 @@
  * redirects and Walk, with a root directory and without one.
  */
 #include "t.h"
+#include "t_s3.h"
 
 #include "s3direct.h"
 #include "driver.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <time.h>
-#include <unistd.h>
 
 static char bucket[64];      /* driver with root "" */
 static char rbucket[64];     /* driver with root "it/root" */
@@ -20,16 +18,7 @@ static s3d_client *admin;    /* plain client for setup and checks */
 
 static void base_cfg(s3d_driver_config *cfg, const char *bkt, const char *root)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->client.endpoint = t_env("S3D_TEST_ENDPOINT");
-	cfg->client.region = t_env("S3D_TEST_REGION");
-	cfg->client.access_key = t_env("S3D_TEST_ACCESS_KEY");
-	cfg->client.secret_key = t_env("S3D_TEST_SECRET_KEY");
-	cfg->client.max_retries = 3;
-	cfg->client.retry_base_ms = 5;
-	cfg->client.retry_max_ms = 50;
-	cfg->bucket = bkt;
-	cfg->root = root;
+	t_s3_driver_config(cfg, NULL, bkt, root);
 }
 
 static s3d_driver *driver(const char *bkt, const char *root)
@@ -42,16 +31,6 @@ static s3d_driver *driver(const char *bkt, const char *root)
 	if (s3d_driver_new(&cfg, &d, &err) != S3D_OK)
 		return NULL;
 	return d;
-}
-
-static void fill(uint8_t *p, size_t n, unsigned seed)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (uint8_t)(seed >> 16);
-	}
 }
 
 static int put(s3d_driver *d, const char *path, const char *s)
@@ -119,13 +98,6 @@ static int walk_str(s3d_driver *d, const char *from, const char *after, const ch
 	}
 	s3d_walker_free(w);
 	return rc;
-}
-
-static void sha256(const void *p, size_t n, uint8_t md[32])
-{
-	unsigned int len = 0;
-
-	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
 }
 
 /* ---- hostile first ---- */
@@ -252,7 +224,7 @@ static void test_hostile_paths(void)
 
 	T_REQUIRE(d);
 	s3d_buf_init(&b, 100);
-	fill(big, sizeof(big), 1);
+	t_fill(big, sizeof(big), 1);
 	T_EQ_INT(S3D_OK, s3d_driver_put_content(d, "/hostile/big", big, sizeof(big), &err));
 
 	/* over the caller's buffer */
@@ -327,7 +299,7 @@ static void test_content_round_trips(void)
 	T_REQUIRE(d);
 	s3d_buf_init(&b, 1 << 20);
 	s3d_buf_init(&k, 2048);
-	fill(data, sizeof(data), 7);
+	t_fill(data, sizeof(data), 7);
 	data[0] = 0xff; /* not UTF-8 */
 	data[1] = 0;
 	T_EQ_INT(S3D_OK, s3d_driver_put_content(d, "/c/file", data, sizeof(data), &err));
@@ -520,13 +492,6 @@ static int verify_sha(const char *bkt, const char *key, const uint8_t want[32], 
 	return got == size && memcmp(md, want, 32) == 0;
 }
 
-static int count_entry(void *ud, const s3d_list_entry *e)
-{
-	(void)e;
-	(*(int *)ud)++;
-	return 0;
-}
-
 static void test_move(void)
 {
 	s3d_driver_config cfg;
@@ -572,8 +537,8 @@ static void test_move(void)
 	T_EQ_INT(S3D_E_INVAL, s3d_driver_move(d, "/m/dst/deep", "/_s3direct/x", &err));
 
 	/* large: 3 UploadPartCopy parts (5 MiB, 5 MiB, the rest) */
-	fill(data, big, 42);
-	sha256(data, big, md);
+	t_fill(data, big, 42);
+	t_sha256(data, big, md);
 	T_EQ_INT(S3D_OK, s3d_driver_put_content(d, "/m/big", data, big, &err));
 	T_EQ_INT(S3D_OK, s3d_driver_move(d, "/m/big", "/m/moved/big", &err));
 	T_TRUE(verify_sha(rbucket, "it/root/m/moved/big", md, (int64_t)big));
@@ -592,8 +557,8 @@ static void test_move(void)
 	s3d_driver_free(d);
 	cfg.copy_concurrency = 4;
 	T_REQUIRE(s3d_driver_new(&cfg, &d, &err) == S3D_OK);
-	fill(data, big, 43);
-	sha256(data, big, md);
+	t_fill(data, big, 43);
+	t_sha256(data, big, md);
 	T_EQ_INT(S3D_OK, s3d_driver_put_content(d, "/m/big2", data, big, &err));
 	T_EQ_INT(S3D_OK, s3d_driver_move(d, "/m/big2", "/m/moved/big", &err));
 	T_TRUE(verify_sha(rbucket, "it/root/m/moved/big", md, (int64_t)big));
@@ -605,7 +570,7 @@ static void test_move(void)
 
 		memset(&o, 0, sizeof(o));
 		o.prefix = "it/root/m/";
-		T_EQ_INT(S3D_OK, s3d_list_multipart_uploads(admin, rbucket, &o, count_entry,
+		T_EQ_INT(S3D_OK, s3d_list_multipart_uploads(admin, rbucket, &o, t_count_entry,
 							    &uploads, &err));
 		T_EQ_INT(0, uploads);
 	}
@@ -709,7 +674,7 @@ static void test_redirect_url(void)
 	T_REQUIRE(s3d_driver_new(&cfg, &d, &err) == S3D_OK);
 	s3d_buf_init(&url, 16384);
 	s3d_buf_init(&body, 1024);
-	fill(data, sizeof(data), 3);
+	t_fill(data, sizeof(data), 3);
 	T_EQ_INT(S3D_OK, s3d_driver_put_content(d, "/r/file", data, sizeof(data), &err));
 
 	T_EQ_INT(S3D_OK, s3d_driver_redirect_url(d, "GET", "/r/file", &url, &err));
@@ -925,30 +890,11 @@ static void test_walk_root_and_pages(void)
 	s3d_driver_free(d);
 }
 
-static void make_bucket(char *name, size_t cap, const char *tag)
-{
-	unsigned r = (unsigned)time(NULL) ^ ((unsigned)getpid() << 8);
-
-	r = r * 2654435761u;
-	snprintf(name, cap, "s3d-%s-%08x-%d", tag, r, (int)getpid());
-}
-
 int main(void)
 {
-	s3d_client_config cfg;
-	s3d_error err;
-
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.endpoint = t_env("S3D_TEST_ENDPOINT");
-	cfg.region = t_env("S3D_TEST_REGION");
-	cfg.access_key = t_env("S3D_TEST_ACCESS_KEY");
-	cfg.secret_key = t_env("S3D_TEST_SECRET_KEY");
-	make_bucket(bucket, sizeof(bucket), "drv");
-	make_bucket(rbucket, sizeof(rbucket), "drvr");
-	if (s3d_client_new(&cfg, &admin) != S3D_OK || s3d_create_bucket(admin, bucket, &err) != S3D_OK ||
-	    s3d_create_bucket(admin, rbucket, &err) != S3D_OK) {
-		fprintf(stderr, "FATAL: cannot create test buckets %s, %s\n", bucket, rbucket);
-		printf("driver: 0 passed, 1 failed\n");
+	admin = t_s3_plain_client();
+	if (t_s3_new_bucket("driver", admin, "drv", bucket, sizeof(bucket)) != 0 ||
+	    t_s3_new_bucket("driver", admin, "drvr", rbucket, sizeof(rbucket)) != 0) {
 		s3d_client_free(admin);
 		return 1;
 	}

@@ -5,55 +5,34 @@
  * bodies, refuses ranges, throttles and replaces the object mid-stream.
  */
 #include "t.h"
+#include "t_s3.h"
 
 #include "s3direct.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <pthread.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 static char bucket[64];
 
-static void base_cfg(s3d_driver_config *cfg, const char *endpoint, const char *bkt)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->client.endpoint = endpoint;
-	cfg->client.region = t_env("S3D_TEST_REGION");
-	cfg->client.access_key = t_env("S3D_TEST_ACCESS_KEY");
-	cfg->client.secret_key = t_env("S3D_TEST_SECRET_KEY");
-	cfg->client.max_retries = 3;
-	cfg->client.retry_base_ms = 5;
-	cfg->client.retry_max_ms = 50;
-	cfg->bucket = bkt;
-	cfg->root = "it/root";
-}
-
-static s3d_driver *driver(void)
+/* A driver with root "it/root" in bkt at endpoint (NULL: the live server). */
+static s3d_driver *driver_at(const char *endpoint, const char *bkt, int retries)
 {
 	s3d_driver_config cfg;
 	s3d_driver *d = NULL;
 	s3d_error err;
 
-	base_cfg(&cfg, t_env("S3D_TEST_ENDPOINT"), bucket);
+	t_s3_driver_config(&cfg, endpoint, bkt, "it/root");
+	cfg.client.max_retries = retries;
 	if (s3d_driver_new(&cfg, &d, &err) != S3D_OK)
 		return NULL;
 	return d;
 }
 
-static void fill(uint8_t *p, size_t n, unsigned seed)
+static s3d_driver *driver(void)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (uint8_t)(seed >> 16);
-	}
+	return driver_at(NULL, bucket, 3);
 }
 
 /* Reads everything with reads of at most cap bytes into out (bounded). */
@@ -146,7 +125,7 @@ static void test_offsets(void)
 
 	T_REQUIRE(d);
 	s3d_buf_init(&b, 1 << 20);
-	fill(data, sizeof(data), 5);
+	t_fill(data, sizeof(data), 5);
 	T_EQ_INT(S3D_OK, s3d_driver_put_content(d, "/ro/file", data, sizeof(data), &err));
 
 	T_EQ_INT(S3D_OK, open_read(d, "/ro/file", 0, 4096, &b, &err));
@@ -234,7 +213,7 @@ static void test_large(void)
 	int rc = S3D_OK, i;
 
 	T_REQUIRE(d && data && ctx);
-	fill(data, BIG_SIZE, 99);
+	t_fill(data, BIG_SIZE, 99);
 	EVP_Digest(data, BIG_SIZE, md, &mdlen, EVP_sha256(), NULL);
 	T_EQ_INT(S3D_OK, s3d_driver_put_content(d, "/rl/big", data, BIG_SIZE, &err));
 
@@ -296,7 +275,6 @@ static void test_large(void)
 #define FAULT_SIZE (300u * 1024u + 17u)
 
 struct fault {
-	int fd, port;
 	int cuts;             /* GETs of the object cut after cut_after bytes */
 	size_t cut_after;
 	int fail_first;       /* GETs of the object answered 503 SlowDown */
@@ -313,32 +291,10 @@ static uint8_t fault_byte(size_t i)
 	return (uint8_t)(i * 7u + i / 251u);
 }
 
-static void send_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *c = p;
-	ssize_t k;
-
-	while (n > 0 && (k = send(fd, c, n, MSG_NOSIGNAL)) > 0) {
-		c += k;
-		n -= (size_t)k;
-	}
-}
-
-static void send_error(int fd, const char *status, const char *code)
-{
-	char out[512], body[256];
-
-	snprintf(body, sizeof(body), "<Error><Code>%s</Code><Message>fault</Message></Error>", code);
-	snprintf(out, sizeof(out),
-		 "HTTP/1.1 %s\r\nContent-Type: application/xml\r\nConnection: close\r\n"
-		 "Content-Length: %zu\r\n\r\n%s", status, strlen(body), body);
-	send_all(fd, out, strlen(out));
-}
-
 static void send_object(struct fault *f, int fd, long first)
 {
 	static uint8_t body[FAULT_SIZE];
-	char out[512];
+	char extra[256];
 	size_t i, len;
 
 	for (i = 0; i < FAULT_SIZE; i++)
@@ -346,125 +302,54 @@ static void send_object(struct fault *f, int fd, long first)
 	if (f->ignore_range)
 		first = 0;
 	len = FAULT_SIZE - (size_t)first;
-	if (first > 0 || (f->ignore_range && f->last_range[0]))
-		snprintf(out, sizeof(out),
-			 "HTTP/1.1 %s\r\nContent-Length: %zu\r\nContent-Range: bytes %ld-%zu/%u\r\n"
-			 "ETag: \"e1\"\r\nConnection: close\r\n\r\n",
-			 f->ignore_range ? "200 OK" : "206 Partial Content", len, first,
-			 (size_t)FAULT_SIZE - 1, FAULT_SIZE);
-	else
-		snprintf(out, sizeof(out),
-			 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nETag: \"e1\"\r\n"
-			 "Connection: close\r\n\r\n", len);
-	send_all(fd, out, strlen(out));
+	if (first > 0 || (f->ignore_range && f->last_range[0])) {
+		snprintf(extra, sizeof(extra), "Content-Range: bytes %ld-%zu/%u\r\nETag: \"e1\"\r\n",
+			 first, (size_t)FAULT_SIZE - 1, FAULT_SIZE);
+		t_send_head(fd, f->ignore_range ? "200 OK" : "206 Partial Content", extra, len);
+	} else {
+		t_send_head(fd, "200 OK", "ETag: \"e1\"\r\n", len);
+	}
 	if (f->cuts > 0) {
 		f->cuts--;
 		len = f->cut_after < len ? f->cut_after : len;
 	}
-	send_all(fd, body + first, len);
+	t_send_all(fd, body + first, len);
 }
 
-static void *fault_main(void *arg)
+static void fault_answer(void *ud, int fd, const char *req, size_t len)
 {
-	struct fault *f = arg;
-	char req[8192];
-	int cfd;
+	static const char list[] = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+	struct fault *f = ud;
+	long first;
 
-	while ((cfd = accept(f->fd, NULL, NULL)) >= 0) {
-		size_t got = 0;
-		ssize_t n;
-		char *h;
-		long first = 0;
-
-		while (got < sizeof(req) - 1 && (n = recv(cfd, req + got, sizeof(req) - 1 - got, 0)) > 0) {
-			got += (size_t)n;
-			req[got] = 0;
-			if (strstr(req, "\r\n\r\n") || strncmp(req, "QUIT", 4) == 0)
-				break;
-		}
-		req[got] = 0;
-		if (strncmp(req, "QUIT", 4) == 0) {
-			close(cfd);
-			break;
-		}
-		if (strstr(req, "list-type=2")) {
-			static const char list[] = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
-			char out[512];
-
-			snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n"
-				 "Connection: close\r\nContent-Length: %zu\r\n\r\n%s", strlen(list), list);
-			send_all(cfd, out, strlen(out));
-			close(cfd);
-			continue;
-		}
-		f->gets++;
-		f->last_range[0] = f->last_if_match[0] = 0;
-		if ((h = strcasestr(req, "\nRange: bytes=")) != NULL) {
-			sscanf(h + 14, "%63[^\r\n]", f->last_range);
-			first = atol(h + 14);
-		}
-		if (f->gets == 1)
-			snprintf(f->first_range, sizeof(f->first_range), "%s", f->last_range);
-		if ((h = strcasestr(req, "\nIf-Match: ")) != NULL)
-			sscanf(h + 11, "%63[^\r\n]", f->last_if_match);
-		if (strstr(req, "/missing"))
-			send_error(cfd, "404 Not Found", "NoSuchKey");
-		else if (f->fail_first > 0) {
-			f->fail_first--;
-			send_error(cfd, "503 Slow Down", "SlowDown");
-		} else if (f->replaced && f->last_if_match[0])
-			send_error(cfd, "412 Precondition Failed", "PreconditionFailed");
-		else if (first >= (long)FAULT_SIZE)
-			send_error(cfd, "416 Requested Range Not Satisfiable", "InvalidRange");
-		else
-			send_object(f, cfd, first);
-		close(cfd);
+	(void)len;
+	if (strstr(req, "list-type=2")) {
+		t_send_answer(fd, "200 OK", "Content-Type: application/xml\r\n", list,
+			      strlen(list));
+		return;
 	}
-	return NULL;
+	f->gets++;
+	t_req_range(req, f->last_range, sizeof(f->last_range));
+	first = atol(f->last_range);
+	if (f->gets == 1)
+		snprintf(f->first_range, sizeof(f->first_range), "%s", f->last_range);
+	t_req_if_match(req, f->last_if_match, sizeof(f->last_if_match));
+	if (strstr(req, "/missing"))
+		t_send_s3_error(fd, "404 Not Found", "NoSuchKey", NULL);
+	else if (f->fail_first > 0) {
+		f->fail_first--;
+		t_send_s3_error(fd, "503 Slow Down", "SlowDown", NULL);
+	} else if (f->replaced && f->last_if_match[0])
+		t_send_s3_error(fd, "412 Precondition Failed", "PreconditionFailed", NULL);
+	else if (first >= (long)FAULT_SIZE)
+		t_send_s3_error(fd, "416 Requested Range Not Satisfiable", "InvalidRange", NULL);
+	else
+		send_object(f, fd, first);
 }
 
-static int fault_start(struct fault *f, pthread_t *th)
+static s3d_driver *fault_driver(const struct t_fault_server *srv, int retries)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	f->fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (f->fd < 0 || bind(f->fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    listen(f->fd, 16) != 0 || getsockname(f->fd, (struct sockaddr *)&a, &alen) != 0)
-		return -1;
-	f->port = ntohs(a.sin_port);
-	return pthread_create(th, NULL, fault_main, f);
-}
-
-static void fault_stop(struct fault *f, pthread_t th)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)f->port);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		send(fd, "QUIT", 4, MSG_NOSIGNAL);
-	if (fd >= 0)
-		close(fd);
-	pthread_join(th, NULL);
-	close(f->fd);
-}
-
-static s3d_driver *fault_driver(const struct fault *f, int retries)
-{
-	s3d_driver_config cfg;
-	s3d_driver *d = NULL;
-	s3d_error err;
-	char endpoint[64];
-
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f->port);
-	base_cfg(&cfg, endpoint, "fault");
-	cfg.client.max_retries = retries;
-	if (s3d_driver_new(&cfg, &d, &err) != S3D_OK)
-		return NULL;
-	return d;
+	return driver_at(srv->endpoint, "fault", retries);
 }
 
 static int fault_body_ok(const s3d_buf *b, size_t from)
@@ -493,7 +378,7 @@ static void fault_reset(struct fault *f)
 static void test_faults(void)
 {
 	struct fault f;
-	pthread_t th;
+	struct t_fault_server srv;
 	s3d_driver *d;
 	s3d_reader *r = NULL;
 	s3d_error err;
@@ -501,8 +386,8 @@ static void test_faults(void)
 	char want[64];
 
 	memset(&f, 0, sizeof(f));
-	T_REQUIRE(fault_start(&f, &th) == 0);
-	d = fault_driver(&f, 2);
+	T_REQUIRE(t_fault_start(&srv, fault_answer, &f) == 0);
+	d = fault_driver(&srv, 2);
 	s3d_buf_init(&b, 1 << 20);
 	T_REQUIRE(d);
 
@@ -598,7 +483,7 @@ static void test_faults(void)
 
 	/* no retries at all: the first cut is final */
 	fault_reset(&f);
-	d = fault_driver(&f, -1);
+	d = fault_driver(&srv, -1);
 	T_REQUIRE(d);
 	f.cuts = 1;
 	f.cut_after = 10000;
@@ -610,25 +495,14 @@ static void test_faults(void)
 	s3d_driver_free(d);
 
 	s3d_buf_cleanup(&b);
-	fault_stop(&f, th);
+	t_fault_stop(&srv);
 }
 
 int main(void)
 {
-	s3d_client_config cfg;
-	s3d_client *c = NULL;
-	s3d_error err;
-	unsigned r = ((unsigned)time(NULL) ^ ((unsigned)getpid() << 8)) * 2654435761u;
+	s3d_client *c = t_s3_plain_client();
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.endpoint = t_env("S3D_TEST_ENDPOINT");
-	cfg.region = t_env("S3D_TEST_REGION");
-	cfg.access_key = t_env("S3D_TEST_ACCESS_KEY");
-	cfg.secret_key = t_env("S3D_TEST_SECRET_KEY");
-	snprintf(bucket, sizeof(bucket), "s3d-reader-%08x-%d", r, (int)getpid());
-	if (s3d_client_new(&cfg, &c) != S3D_OK || s3d_create_bucket(c, bucket, &err) != S3D_OK) {
-		fprintf(stderr, "FATAL: cannot create test bucket %s\n", bucket);
-		printf("reader: 0 passed, 1 failed\n");
+	if (t_s3_new_bucket("reader", c, "reader", bucket, sizeof(bucket)) != 0) {
 		s3d_client_free(c);
 		return 1;
 	}

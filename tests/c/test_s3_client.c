@@ -3,38 +3,25 @@
  * tests/with-s3.sh), plus a small loopback fault server for retry paths.
  */
 #include "t.h"
+#include "t_s3.h"
 
 #include "s3direct.h"
 #include "s3_client.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
-#include <openssl/evp.h>
 #include <pthread.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 static char bucket[64];
 
 static s3d_client *client_with(const char *endpoint, const char *secret, int retries)
 {
 	s3d_client_config cfg;
-	s3d_client *c = NULL;
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.endpoint = endpoint;
-	cfg.region = t_env("S3D_TEST_REGION");
-	cfg.access_key = t_env("S3D_TEST_ACCESS_KEY");
+	t_s3_config(&cfg, endpoint);
 	cfg.secret_key = secret;
-	cfg.max_retries = retries;
-	cfg.retry_base_ms = 5;
-	cfg.retry_max_ms = 50;
-	cfg.retry_deadline_ms = 10000;
-	if (s3d_client_new(&cfg, &c) != S3D_OK)
-		return NULL;
-	return c;
+	t_s3_retries(&cfg, retries, 10000);
+	return t_s3_client_new(&cfg);
 }
 
 static s3d_client *client(void)
@@ -53,25 +40,6 @@ static int get_all(s3d_client *c, const char *key, s3d_buf *out, s3d_error *err)
 {
 	s3d_buf_reset(out);
 	return s3d_get_object(c, bucket, key, 0, -1, sink_buf, out, NULL, err);
-}
-
-static void fill(uint8_t *p, size_t n, unsigned seed)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (uint8_t)(seed >> 16);
-	}
-}
-
-static void sha256_b64(const void *p, size_t n, char out[64])
-{
-	uint8_t md[32];
-	unsigned int len = 0;
-
-	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
-	s3d_base64(md, 32, out, 64);
 }
 
 /* ---- hostile inputs first ---- */
@@ -289,7 +257,7 @@ static void test_stream_put_and_checksums(void)
 	s3d_buf b;
 
 	T_REQUIRE(c && data);
-	fill(data, n, 7);
+	t_fill(data, n, 7);
 	ms.p = data;
 	s3d_buf_init(&b, 1 << 20);
 	T_EQ_INT(S3D_OK, s3d_put_object_stream(c, bucket, "stream", (int64_t)n, mem_read,
@@ -298,7 +266,7 @@ static void test_stream_put_and_checksums(void)
 	T_EQ_MEM(data, n, b.ptr, b.len);
 
 	/* the store verifies a declared SHA-256 */
-	sha256_b64(data, n, b64);
+	t_sha256_b64(data, n, b64);
 	memset(&po, 0, sizeof(po));
 	po.checksum_sha256 = b64;
 	T_EQ_INT(S3D_OK, s3d_put_object(c, bucket, "sum", data, n, &po, NULL, &err));
@@ -374,7 +342,7 @@ static void test_multipart_ops(void)
 	size_t total = 2 * five + 1024;
 
 	T_REQUIRE(c && data);
-	fill(data, total, 3);
+	t_fill(data, total, 3);
 	s3d_buf_init(&id, 4096);
 	s3d_buf_init(&b, 32u << 20);
 	T_REQUIRE(s3d_create_multipart(c, bucket, "mp/obj", NULL, &id, &err) == S3D_OK);
@@ -418,7 +386,7 @@ static void test_multipart_ops(void)
 	{
 		s3d_put_opts po = { .checksum_algorithm = "SHA256" };
 		T_REQUIRE(s3d_create_multipart(c, bucket, "mp/sum", &po, &id, &err) == S3D_OK);
-		sha256_b64(data, 1024, b64);
+		t_sha256_b64(data, 1024, b64);
 		T_EQ_INT(S3D_OK, s3d_upload_part(c, bucket, "mp/sum", s3d_buf_str(&id), 1, data, 1024, b64, &parts[0], &err));
 		s3d_error_clear(&err);
 		T_EQ_INT(S3D_E_S3, s3d_upload_part(c, bucket, "mp/sum", s3d_buf_str(&id), 2, data + 1, 1024, b64, NULL, &err));
@@ -640,7 +608,7 @@ static void test_presigned_urls(void)
 	       strstr(s3d_buf_str(&resp), "Expired") != NULL);
 
 	/* presigned PUT with a signed x-amz-checksum-sha256 */
-	sha256_b64(body, strlen(body), b64);
+	t_sha256_b64(body, strlen(body), b64);
 	sum[0].name = "x-amz-checksum-sha256";
 	sum[0].value = b64;
 	snprintf(hdr, sizeof(hdr), "x-amz-checksum-sha256: %s", b64);
@@ -718,7 +686,6 @@ static void test_concurrent_use(void)
 /* ---- fault injection: a loopback server that misbehaves on purpose ---- */
 
 struct fault {
-	int fd, port;
 	int fail_first;    /* answer 503 SlowDown to this many requests */
 	int drop_after;    /* on the first good GET, send this many bytes then close */
 	int ignore_range;  /* answer 200 with the whole body even to a Range */
@@ -727,102 +694,45 @@ struct fault {
 	char last_range[64];
 };
 
-static void *fault_main(void *arg)
+static void fault_answer(void *ud, int fd, const char *req, size_t len)
 {
 	static const char body[] = "0123456789abcdefghij";
-	struct fault *f = arg;
-	char req[8192], out[1024];
-	int cfd;
+	struct fault *f = ud;
+	char extra[128], id[32];
+	long first;
 
-	while ((cfd = accept(f->fd, NULL, NULL)) >= 0) {
-		ssize_t n = recv(cfd, req, sizeof(req) - 1, 0);
-		char *r;
-		long first = 0;
-
-		if (n <= 0) {
-			close(cfd);
-			continue;
-		}
-		req[n] = 0;
-		f->requests++;
-		if (strncmp(req, "QUIT", 4) == 0) {
-			close(cfd);
-			break;
-		}
-		f->last_range[0] = 0;
-		f->last_if_match[0] = 0;
-		r = strcasestr(req, "\nIf-Match: ");
-		if (r)
-			sscanf(r + 11, "%63[^\r\n]", f->last_if_match);
-		r = strcasestr(req, "\nRange: bytes=");
-		if (r) {
-			sscanf(r + 14, "%63[^\r\n]", f->last_range);
-			first = atol(r + 14);
-		}
-		if (f->fail_first > 0) {
-			f->fail_first--;
-			snprintf(out, sizeof(out),
-				 "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
-				 "x-amz-request-id: FAULT%d\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-				 f->requests, strlen("<Error><Code>SlowDown</Code><Message>slow</Message></Error>"),
-				 "<Error><Code>SlowDown</Code><Message>slow</Message></Error>");
-		} else if (f->drop_after > 0) {
-			snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 20\r\nConnection: close\r\n\r\n%.*s",
-				 f->drop_after, body);
-			f->drop_after = 0;
-		} else if (f->ignore_range) {
-			snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 20\r\nConnection: close\r\n\r\n%s", body);
-		} else {
-			snprintf(out, sizeof(out),
-				 "HTTP/1.1 %s\r\nContent-Length: %zu\r\nContent-Range: bytes %ld-19/20\r\nConnection: close\r\n\r\n%s",
-				 first ? "206 Partial Content" : "200 OK", strlen(body + first), first, body + first);
-		}
-		send(cfd, out, strlen(out), MSG_NOSIGNAL);
-		close(cfd);
+	(void)len;
+	f->requests++;
+	t_req_if_match(req, f->last_if_match, sizeof(f->last_if_match));
+	t_req_range(req, f->last_range, sizeof(f->last_range));
+	first = atol(f->last_range);
+	if (f->fail_first > 0) {
+		f->fail_first--;
+		snprintf(id, sizeof(id), "FAULT%d", f->requests);
+		t_send_s3_error(fd, "503 Slow Down", "SlowDown", id);
+	} else if (f->drop_after > 0) {
+		t_send_head(fd, "200 OK", "ETag: \"v1\"\r\n", 20);
+		t_send_all(fd, body, (size_t)f->drop_after);
+		f->drop_after = 0;
+	} else if (f->ignore_range) {
+		t_send_answer(fd, "200 OK", "ETag: \"v1\"\r\n", body, 20);
+	} else {
+		snprintf(extra, sizeof(extra), "Content-Range: bytes %ld-19/20\r\n", first);
+		t_send_answer(fd, first ? "206 Partial Content" : "200 OK", extra, body + first,
+			      strlen(body + first));
 	}
-	return NULL;
-}
-
-static int fault_start(struct fault *f, pthread_t *th)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	f->fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (f->fd < 0 || bind(f->fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    listen(f->fd, 16) != 0 || getsockname(f->fd, (struct sockaddr *)&a, &alen) != 0)
-		return -1;
-	f->port = ntohs(a.sin_port);
-	return pthread_create(th, NULL, fault_main, f);
-}
-
-static void fault_stop(struct fault *f, pthread_t th)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)f->port);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		send(fd, "QUIT", 4, MSG_NOSIGNAL);
-	if (fd >= 0)
-		close(fd);
-	pthread_join(th, NULL);
-	close(f->fd);
 }
 
 static void test_retries_and_resume(void)
 {
 	struct fault f = { .fail_first = 2 };
-	char endpoint[64];
+	struct t_fault_server srv;
+	const char *endpoint = srv.endpoint; /* kept after the stop */
 	s3d_client *c;
 	s3d_error err;
 	s3d_buf b;
-	pthread_t th;
 
-	T_REQUIRE(fault_start(&f, &th) == 0);
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f.port);
+	T_REQUIRE(t_fault_start(&srv, fault_answer, &f) == 0);
 	s3d_buf_init(&b, 1024);
 
 	/* two 503 SlowDown, then success */
@@ -878,7 +788,7 @@ static void test_retries_and_resume(void)
 		T_EQ_INT(1, err.attempts);
 		s3d_client_free(c);
 	}
-	fault_stop(&f, th);
+	t_fault_stop(&srv);
 
 	/* nobody listening: a transport error, retried, then reported */
 	c = client_with(endpoint, "secret", 2);
@@ -893,13 +803,10 @@ static void test_retries_and_resume(void)
 int main(void)
 {
 	s3d_client *c;
-	s3d_error err;
 
-	snprintf(bucket, sizeof(bucket), "s3d-client-%ld-%d", (long)time(NULL), (int)getpid());
 	c = client();
-	if (!c || s3d_create_bucket(c, bucket, &err) != S3D_OK) {
-		fprintf(stderr, "FATAL: cannot create test bucket %s\n", bucket);
-		printf("s3_client: 0 passed, 1 failed\n");
+	if (t_s3_new_bucket("s3_client", c, "client", bucket, sizeof(bucket)) != 0) {
+		s3d_client_free(c);
 		return 1;
 	}
 	T_RUN(test_bad_config_and_arguments);

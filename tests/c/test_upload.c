@@ -6,15 +6,12 @@
  * Part size 5 MiB, 2 parts in flight unless a test says otherwise.
  */
 #include "t.h"
+#include "t_s3.h"
 
 #include "driver.h"
 #include "s3_client.h"
 #include "s3direct.h"
 #include "upload.h"
-
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <time.h>
 
 #define MiB (1024u * 1024u)
 #define PART (5u * MiB)
@@ -29,16 +26,7 @@ static s3d_driver *driver_with(size_t part_size, int in_flight)
 	s3d_driver *d = NULL;
 	s3d_error err;
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.client.endpoint = t_env("S3D_TEST_ENDPOINT");
-	cfg.client.region = t_env("S3D_TEST_REGION");
-	cfg.client.access_key = t_env("S3D_TEST_ACCESS_KEY");
-	cfg.client.secret_key = t_env("S3D_TEST_SECRET_KEY");
-	cfg.client.max_retries = 3;
-	cfg.client.retry_base_ms = 5;
-	cfg.client.retry_max_ms = 50;
-	cfg.bucket = bucket;
-	cfg.root = ROOT;
+	t_s3_driver_config(&cfg, NULL, bucket, ROOT);
 	cfg.part_size = part_size;
 	cfg.parts_in_flight = in_flight;
 	s3d_error_clear(&err);
@@ -52,27 +40,6 @@ static s3d_driver *driver_with(size_t part_size, int in_flight)
 static s3d_client *cli(void)
 {
 	return s3d_driver_client(g_d);
-}
-
-/* ---- data: a deterministic byte stream ---- */
-
-static uint8_t data_at(uint64_t i, unsigned seed)
-{
-	uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
-
-	x ^= x >> 29;
-	x *= 0xBF58476D1CE4E5B9ull;
-	return (uint8_t)(x >> 32);
-}
-
-static uint8_t *make_data(size_t n, unsigned seed)
-{
-	uint8_t *p = malloc(n ? n : 1);
-	size_t i;
-
-	for (i = 0; p && i < n; i++)
-		p[i] = data_at(i, seed);
-	return p;
 }
 
 /* ---- S3 inspection ---- */
@@ -133,40 +100,10 @@ static int64_t tail_size(const char *path)
 	return head_size(tail);
 }
 
-struct uploads {
-	const char *key;
-	int n;
-	char id[512];
-};
-
-static int scan_uploads(void *ud, const s3d_list_entry *e)
-{
-	struct uploads *u = ud;
-
-	if (e->kind == S3D_ENTRY_UPLOAD && strcmp(e->key, u->key) == 0) {
-		u->n++;
-		snprintf(u->id, sizeof(u->id), "%s", e->upload_id);
-	}
-	return 0;
-}
-
 /* Multipart uploads of exactly key (-1 on a listing error); id gets one. */
 static int uploads_of_key(const char *key, char *id, size_t cap)
 {
-	struct uploads u;
-	s3d_list_opts o;
-	s3d_error err;
-
-	memset(&u, 0, sizeof(u));
-	u.key = key;
-	memset(&o, 0, sizeof(o));
-	o.prefix = key;
-	s3d_error_clear(&err);
-	if (s3d_list_multipart_uploads(cli(), bucket, &o, scan_uploads, &u, &err) != S3D_OK)
-		return -1;
-	if (id)
-		snprintf(id, cap, "%s", u.id);
-	return u.n;
+	return t_s3_uploads_of(cli(), bucket, key, id, cap);
 }
 
 static int uploads_of(const char *path)
@@ -177,37 +114,22 @@ static int uploads_of(const char *path)
 	return uploads_of_key(key, NULL, 0);
 }
 
-struct hasher {
-	EVP_MD_CTX *ctx;
-	int64_t n;
-};
-
-static int hash_sink(void *ud, const uint8_t *p, size_t n)
-{
-	struct hasher *h = ud;
-
-	h->n += (int64_t)n;
-	return EVP_DigestUpdate(h->ctx, p, n) == 1 ? 0 : 1;
-}
-
 /* The committed object at path holds exactly want (compared by SHA-256). */
 static void check_content(const char *path, const uint8_t *want, size_t n)
 {
-	struct hasher h = { EVP_MD_CTX_new(), 0 };
+	struct t_sha256_sink h;
 	uint8_t got[32], exp[32];
-	unsigned int len = 0;
 	char key[1100];
 	s3d_error err;
 
 	key_of(path, key, sizeof(key));
-	T_REQUIRE(h.ctx && EVP_DigestInit_ex(h.ctx, EVP_sha256(), NULL) == 1);
+	T_REQUIRE(t_sha256_sink_init(&h) == 0);
 	s3d_error_clear(&err);
 	T_EQ_INT(n, head_size(key));
 	if (n > 0)
-		T_EQ_INT(S3D_OK, s3d_get_object(cli(), bucket, key, 0, -1, hash_sink, &h, NULL, &err));
-	EVP_DigestFinal_ex(h.ctx, got, &len);
-	EVP_MD_CTX_free(h.ctx);
-	EVP_Digest(n ? want : (const uint8_t *)"", n, exp, &len, EVP_sha256(), NULL);
+		T_EQ_INT(S3D_OK, s3d_get_object(cli(), bucket, key, 0, -1, t_sha256_sink, &h, NULL, &err));
+	t_sha256_sink_final(&h, got);
+	t_sha256(want, n, exp);
 	T_EQ_INT(n, h.n);
 	T_EQ_MEM(exp, 32, got, 32);
 }
@@ -386,7 +308,7 @@ static void test_after_close(void)
 /* A writer freed without Close keeps what S3 already has; nothing else. */
 static void test_free_without_close(void)
 {
-	uint8_t *data = make_data(PART + 10, 31);
+	uint8_t *data = t_make_pattern(PART + 10, 31);
 	s3d_writer *w;
 	int64_t size;
 
@@ -414,7 +336,7 @@ static void test_small_commit_never_creates_upload(void)
 {
 	const char *path = "/small/blob";
 	size_t n = 4 * MiB + 77;
-	uint8_t *data = make_data(n, 1);
+	uint8_t *data = t_make_pattern(n, 1);
 	s3d_writer *w;
 
 	T_REQUIRE(data);
@@ -440,7 +362,7 @@ static void test_small_commit_never_creates_upload(void)
 
 static void continue_append(const char *path, size_t chunk, int small)
 {
-	uint8_t *data = make_data(3 * chunk, (unsigned)chunk);
+	uint8_t *data = t_make_pattern(3 * chunk, (unsigned)chunk);
 	s3d_writer *w;
 	int i;
 
@@ -488,7 +410,7 @@ static void test_second_process(void)
 {
 	const char *path = "/procs/data";
 	size_t n = 11 * MiB + 105;
-	uint8_t *data = make_data(n, 7);
+	uint8_t *data = t_make_pattern(n, 7);
 	s3d_driver *d2 = driver_with(PART, 2);
 	s3d_writer *w;
 
@@ -525,7 +447,7 @@ static void test_second_process(void)
 static void test_zero_then_append(void)
 {
 	const char *path = "/zero/stream", *path2 = "/zero/content";
-	uint8_t *data = make_data(32, 3);
+	uint8_t *data = t_make_pattern(32, 3);
 	char key[1100];
 	s3d_writer *w;
 	s3d_error err;
@@ -586,7 +508,7 @@ static void test_append_to_committed(void)
 {
 	const char *big = "/committed/big", *small = "/committed/small";
 	size_t base = 6 * MiB, extra = MiB + 3;
-	uint8_t *data = make_data(base + extra, 11);
+	uint8_t *data = t_make_pattern(base + extra, 11);
 	char key[1100];
 	s3d_writer *w;
 	s3d_error err;
@@ -641,7 +563,7 @@ static void test_append_to_committed(void)
 static void test_stale_tail_ignored(void)
 {
 	const char *path = "/stale/data";
-	uint8_t *data = make_data(2 * PART, 13), *other = make_data(PART, 14);
+	uint8_t *data = t_make_pattern(2 * PART, 13), *other = t_make_pattern(PART, 14);
 	char key[1100], id[512];
 	s3d_writer *w;
 	s3d_part part;
@@ -749,7 +671,7 @@ static void test_empty_upload_dropped(void)
 static void test_commit_after_upload_vanished(void)
 {
 	const char *path = "/vanished/data";
-	uint8_t *data = make_data(6 * MiB, 37);
+	uint8_t *data = t_make_pattern(6 * MiB, 37);
 	char key[1100], id[512], text[512];
 	s3d_writer *w;
 	s3d_error err;
@@ -815,7 +737,7 @@ static void test_commit_after_upload_vanished(void)
 static void test_cancel_removes_everything(void)
 {
 	const char *path = "/cancel/data";
-	uint8_t *data = make_data(6 * MiB, 17);
+	uint8_t *data = t_make_pattern(6 * MiB, 17);
 	s3d_writer *w;
 
 	T_REQUIRE(data);
@@ -932,7 +854,7 @@ static void test_irregular_writes(void)
 	static const size_t sizes[] = { 1, 22, 20 }; /* OCI conformance PATCHes */
 	const char *path = "/irregular/data";
 	size_t step = MiB + 3, n = 43 + 14 * step, off = 0, i, peak;
-	uint8_t *data = make_data(n, 19);
+	uint8_t *data = t_make_pattern(n, 19);
 	s3d_writer *w;
 	int round;
 
@@ -977,7 +899,7 @@ static void test_peak_memory_bound(void)
 {
 	const char *path = "/memory/data";
 	size_t n = 16 * MiB + 9, peak;
-	uint8_t *data = make_data(n, 23);
+	uint8_t *data = t_make_pattern(n, 23);
 	s3d_driver *d1 = driver_with(PART, 1);
 	s3d_writer *w;
 
@@ -1011,7 +933,7 @@ static void test_large_rest_becomes_part(void)
 {
 	const char *path = "/rest/data";
 	size_t n = 9 * MiB + 1;
-	uint8_t *data = make_data(n, 29);
+	uint8_t *data = t_make_pattern(n, 29);
 	s3d_driver *d8 = driver_with(8 * MiB, 2);
 	s3d_writer *w;
 
@@ -1046,13 +968,6 @@ static void test_large_rest_becomes_part(void)
 }
 
 /* Every test cleaned up after itself: no tail and no upload is left. */
-static int count_any(void *ud, const s3d_list_entry *e)
-{
-	(void)e;
-	(*(int *)ud)++;
-	return 0;
-}
-
 static void test_nothing_left_behind(void)
 {
 	s3d_list_opts o;
@@ -1062,72 +977,25 @@ static void test_nothing_left_behind(void)
 	memset(&o, 0, sizeof(o));
 	o.prefix = ROOT "/" S3D_DRIVER_PRIVATE_DIR "/";
 	s3d_error_clear(&err);
-	T_EQ_INT(S3D_OK, s3d_list_objects(cli(), bucket, &o, count_any, &n, &err));
+	T_EQ_INT(S3D_OK, s3d_list_objects(cli(), bucket, &o, t_count_entry, &n, &err));
 	T_EQ_INT(0, n);
 	o.prefix = ROOT "/";
-	T_EQ_INT(S3D_OK, s3d_list_multipart_uploads(cli(), bucket, &o, count_any, &n, &err));
+	T_EQ_INT(S3D_OK, s3d_list_multipart_uploads(cli(), bucket, &o, t_count_entry, &n, &err));
 	T_EQ_INT(0, n);
 }
 
 /* ---- the run's bucket ---- */
 
-static int delete_key(void *ud, const s3d_list_entry *e)
-{
-	s3d_client *c = ud;
-
-	if (e->kind == S3D_ENTRY_OBJECT)
-		s3d_delete_object(c, bucket, e->key, NULL);
-	else if (e->kind == S3D_ENTRY_UPLOAD)
-		s3d_abort_multipart(c, bucket, e->key, e->upload_id, NULL);
-	return 0;
-}
-
-static int remove_bucket(s3d_client *c, s3d_error *err)
-{
-	s3d_req r;
-
-	s3d_list_multipart_uploads(c, bucket, NULL, delete_key, c, NULL);
-	s3d_list_objects(c, bucket, NULL, delete_key, c, NULL);
-	memset(&r, 0, sizeof(r));
-	r.method = "DELETE";
-	r.bucket = bucket;
-	r.retryable = 1;
-	r.range_first = r.range_last = -1;
-	return s3d_client_perform(c, &r, NULL, err);
-}
-
-static s3d_client *plain_client(void)
-{
-	s3d_client_config cfg;
-	s3d_client *c = NULL;
-
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.endpoint = t_env("S3D_TEST_ENDPOINT");
-	cfg.region = t_env("S3D_TEST_REGION");
-	cfg.access_key = t_env("S3D_TEST_ACCESS_KEY");
-	cfg.secret_key = t_env("S3D_TEST_SECRET_KEY");
-	if (s3d_client_new(&cfg, &c) != S3D_OK)
-		return NULL;
-	return c;
-}
-
 int main(void)
 {
-	uint8_t rnd[6];
-	s3d_client *c;
-	s3d_error err;
-	int rc;
+	s3d_client *c = t_s3_plain_client();
 
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+	if (t_s3_new_bucket("upload", c, "up", bucket, sizeof(bucket)) != 0) {
+		s3d_client_free(c);
 		return 1;
-	snprintf(bucket, sizeof(bucket), "s3d-up-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-		 rnd[2], rnd[3], rnd[4], rnd[5]);
-	c = plain_client();
-	s3d_error_clear(&err);
-	if (!c || s3d_create_bucket(c, bucket, &err) != S3D_OK ||
-	    !(g_d = driver_with(PART, 2))) {
-		fprintf(stderr, "FATAL: cannot create test bucket %s or driver: %s\n", bucket,
-			err.message);
+	}
+	if (!(g_d = driver_with(PART, 2))) {
+		fprintf(stderr, "FATAL: cannot make the driver for bucket %s\n", bucket);
 		printf("upload: 0 passed, 1 failed\n");
 		s3d_client_free(c);
 		return 1;
@@ -1156,14 +1024,7 @@ int main(void)
 	T_RUN(test_large_rest_becomes_part);
 	T_RUN(test_nothing_left_behind);
 	s3d_driver_free(g_d);
-	s3d_error_clear(&err);
-	rc = remove_bucket(c, &err);
-	if (rc != S3D_OK) {
-		char text[512];
-
-		s3d_error_format(&err, rc, text, sizeof(text));
-		fprintf(stderr, "warning: bucket %s not removed: %s\n", bucket, text);
-	}
+	t_s3_drop_bucket(c, bucket, NULL, 0);
 	s3d_client_free(c);
 	curl_global_cleanup();
 	return t_done("upload");

@@ -5,19 +5,11 @@
  * OpenSSL's digest of the same bytes computed here.
  */
 #include "t.h"
+#include "t_s3.h"
 
 #include "s3_client.h"
 #include "s3direct.h"
 #include "verify.h"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <pthread.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #define MiB (1024u * 1024u)
 
@@ -25,43 +17,12 @@ static char bucket[64];
 
 static s3d_client *client_at(const char *endpoint, int retries)
 {
-	s3d_client_config cfg;
-	s3d_client *c = NULL;
-
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.endpoint = endpoint;
-	cfg.region = t_env("S3D_TEST_REGION");
-	cfg.access_key = t_env("S3D_TEST_ACCESS_KEY");
-	cfg.secret_key = t_env("S3D_TEST_SECRET_KEY");
-	cfg.max_retries = retries;
-	cfg.retry_base_ms = 5;
-	cfg.retry_max_ms = 50;
-	cfg.retry_deadline_ms = 20000;
-	if (s3d_client_new(&cfg, &c) != S3D_OK)
-		return NULL;
-	return c;
+	return t_s3_client(endpoint, retries, 20000);
 }
 
 static s3d_client *client(void)
 {
-	return client_at(t_env("S3D_TEST_ENDPOINT"), 3);
-}
-
-static void fill_data(uint8_t *p, size_t n, unsigned seed)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (uint8_t)(seed >> 16);
-	}
-}
-
-static void sha256(const void *p, size_t n, uint8_t md[32])
-{
-	unsigned int len = 0;
-
-	EVP_Digest(n ? p : (const void *)"", n, md, &len, EVP_sha256(), NULL);
+	return client_at(NULL, 3);
 }
 
 /* Puts n bytes at key, verifies them with cfg and compares with OpenSSL. */
@@ -76,7 +37,7 @@ static void put_and_verify(s3d_client *c, const char *key, const uint8_t *data, 
 	T_REQUIRE(s3d_put_object(c, bucket, key, data, n, NULL, NULL, &err) == S3D_OK);
 	memset(got, 0, sizeof(got));
 	T_EQ_INT(S3D_OK, s3d_verify_sha256_stats(c, bucket, key, cfg, got, &size, st, &err));
-	sha256(data, n, want);
+	t_sha256(data, n, want);
 	T_EQ_MEM(want, 32, got, 32);
 	T_EQ_INT(n, size);
 }
@@ -137,7 +98,6 @@ static void test_missing_key_and_bucket(void)
 #define FAULT_BODY 64
 
 struct fault {
-	int fd, port;
 	int cut_first;      /* the first GET of the range starting here is cut mid-body */
 	int ignore_range;   /* answer 200 with the whole body */
 	int lie_total;      /* Content-Range claims this total instead */
@@ -147,115 +107,61 @@ struct fault {
 	uint8_t body[FAULT_BODY];
 };
 
-static void *fault_main(void *arg)
+static void fault_answer(void *ud, int fd, const char *req, size_t len)
 {
-	struct fault *f = arg;
-	char req[8192], hdr[512];
-	int cfd;
+	struct fault *f = ud;
+	char range[32], if_match[64], extra[128];
+	long first = 0, last = FAULT_BODY - 1;
+	size_t n, send_n;
 
-	while ((cfd = accept(f->fd, NULL, NULL)) >= 0) {
-		ssize_t n = recv(cfd, req, sizeof(req) - 1, 0);
-		char *r;
-		long first = 0, last = FAULT_BODY - 1;
-		size_t len, send_len;
-
-		if (n <= 0) {
-			close(cfd);
-			continue;
-		}
-		req[n] = 0;
-		if (strncmp(req, "QUIT", 4) == 0) {
-			close(cfd);
-			break;
-		}
-		if (strncmp(req, "HEAD", 4) == 0) {
-			snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\nETag: \"e1\"\r\n"
-				 "Content-Length: %d\r\nConnection: close\r\n\r\n", FAULT_BODY);
-			send(cfd, hdr, strlen(hdr), MSG_NOSIGNAL);
-			close(cfd);
-			continue;
-		}
-		if (!strcasestr(req, "\nIf-Match: \"e1\""))
-			f->no_if_match++;
-		r = strcasestr(req, "\nRange: bytes=");
-		if (r) {
-			if (f->gets < 32)
-				sscanf(r + 14, "%31[^\r\n]", f->ranges[f->gets]);
-			sscanf(r + 14, "%ld-%ld", &first, &last);
-		}
-		f->gets++;
-		if (f->ignore_range) {
-			first = 0;
-			last = FAULT_BODY - 1;
-			snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
-				 "Connection: close\r\n\r\n", FAULT_BODY);
-		} else {
-			snprintf(hdr, sizeof(hdr), "HTTP/1.1 206 Partial Content\r\n"
-				 "Content-Range: bytes %ld-%ld/%d\r\nContent-Length: %ld\r\n"
-				 "Connection: close\r\n\r\n", first, last,
-				 f->lie_total ? f->lie_total : FAULT_BODY, last - first + 1);
-		}
-		len = (size_t)(last - first + 1);
-		send_len = len;
-		if (f->cut_first >= 0 && first == f->cut_first) {
-			send_len = len / 2; /* then the connection drops */
-			f->cut_first = -1;
-		}
-		send(cfd, hdr, strlen(hdr), MSG_NOSIGNAL);
-		send(cfd, f->body + first, send_len, MSG_NOSIGNAL);
-		close(cfd);
+	(void)len;
+	if (strncmp(req, "HEAD ", 5) == 0) {
+		t_send_head(fd, "200 OK", "ETag: \"e1\"\r\n", FAULT_BODY);
+		return;
 	}
-	return NULL;
-}
-
-static int fault_start(struct fault *f, pthread_t *th)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-
-	fill_data(f->body, FAULT_BODY, 11);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	f->fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (f->fd < 0 || bind(f->fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    listen(f->fd, 16) != 0 || getsockname(f->fd, (struct sockaddr *)&a, &alen) != 0)
-		return -1;
-	f->port = ntohs(a.sin_port);
-	return pthread_create(th, NULL, fault_main, f);
-}
-
-static void fault_stop(struct fault *f, pthread_t th)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)f->port);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		send(fd, "QUIT", 4, MSG_NOSIGNAL);
-	if (fd >= 0)
-		close(fd);
-	pthread_join(th, NULL);
-	close(f->fd);
+	if (!t_req_if_match(req, if_match, sizeof(if_match)) || strcmp(if_match, "\"e1\"") != 0)
+		f->no_if_match++;
+	if (t_req_range(req, range, sizeof(range))) {
+		if (f->gets < 32)
+			snprintf(f->ranges[f->gets], sizeof(f->ranges[0]), "%s", range);
+		sscanf(range, "%ld-%ld", &first, &last);
+	}
+	f->gets++;
+	if (f->ignore_range) {
+		first = 0;
+		last = FAULT_BODY - 1;
+		t_send_head(fd, "200 OK", NULL, FAULT_BODY);
+	} else {
+		snprintf(extra, sizeof(extra), "Content-Range: bytes %ld-%ld/%d\r\n", first, last,
+			 f->lie_total ? f->lie_total : FAULT_BODY);
+		t_send_head(fd, "206 Partial Content", extra, (size_t)(last - first + 1));
+	}
+	n = (size_t)(last - first + 1);
+	send_n = n;
+	if (f->cut_first >= 0 && first == f->cut_first) {
+		send_n = n / 2; /* then the connection drops */
+		f->cut_first = -1;
+	}
+	t_send_all(fd, f->body + first, send_n);
 }
 
 static void test_faults(void)
 {
 	s3d_verify_config cfg = { .range_size = 16, .max_in_flight = 2 };
 	struct fault f = { .cut_first = 32 };
+	struct t_fault_server srv;
 	uint8_t want[32], got[32];
-	char endpoint[64];
 	s3d_verify_stats st;
 	int64_t size = 0;
 	s3d_client *c;
 	s3d_error err;
-	pthread_t th;
 	int i, retried = 0;
 
-	T_REQUIRE(fault_start(&f, &th) == 0);
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f.port);
-	c = client_at(endpoint, 3);
+	t_fill(f.body, FAULT_BODY, 11);
+	T_REQUIRE(t_fault_start(&srv, fault_answer, &f) == 0);
+	c = client_at(srv.endpoint, 3);
 	T_REQUIRE(c);
-	sha256(f.body, FAULT_BODY, want);
+	t_sha256(f.body, FAULT_BODY, want);
 
 	/* a range cut mid-body is fetched again from its own first byte */
 	s3d_error_clear(&err);
@@ -287,7 +193,7 @@ static void test_faults(void)
 
 	/* retries exhausted on a cut range: a transport error */
 	s3d_client_free(c);
-	c = client_at(endpoint, 0);
+	c = client_at(srv.endpoint, 0);
 	T_REQUIRE(c);
 	f.cut_first = 0;
 	s3d_error_clear(&err);
@@ -295,7 +201,7 @@ static void test_faults(void)
 	T_TRUE(err.curl_code != 0);
 	T_EQ_INT(1, err.attempts);
 	s3d_client_free(c);
-	fault_stop(&f, th);
+	t_fault_stop(&srv);
 }
 
 /* ---- against the server ---- */
@@ -324,7 +230,7 @@ static void test_many_ranges_within_bound(void)
 	uint8_t *data = malloc(n);
 
 	T_REQUIRE(c && data);
-	fill_data(data, n, 1);
+	t_fill(data, n, 1);
 	put_and_verify(c, "dir/five mib+17", data, n, &cfg, &st);
 	fprintf(stderr, "  %lld ranges, %lld GETs, %d in flight at most, %zu bytes of buffers\n",
 		(long long)st.ranges, (long long)st.attempts, st.in_flight_peak, st.peak_memory);
@@ -367,7 +273,7 @@ static void test_multipart_object(void)
 	uint8_t *data = malloc(n);
 
 	T_REQUIRE(c && data);
-	fill_data(data, n, 2);
+	t_fill(data, n, 2);
 	s3d_error_clear(&err);
 	T_REQUIRE(s3d_mpu_new(c, bucket, "mpu", NULL, 1, &mcfg, &m, &err) == S3D_OK);
 	T_EQ_INT(S3D_OK, s3d_mpu_write(m, data, n, &err));
@@ -375,7 +281,7 @@ static void test_multipart_object(void)
 	s3d_mpu_free(m);
 	T_TRUE(strchr(info.etag, '-') != NULL);
 	T_EQ_INT(S3D_OK, s3d_verify_sha256_stats(c, bucket, "mpu", &cfg, got, &size, &st, &err));
-	sha256(data, n, want);
+	t_sha256(data, n, want);
 	T_EQ_MEM(want, 32, got, 32);
 	T_EQ_INT(n, size);
 	T_EQ_INT(3, st.ranges);
@@ -385,37 +291,13 @@ static void test_multipart_object(void)
 
 /* ---- the run's bucket ---- */
 
-static int remove_bucket(s3d_client *c, s3d_error *err)
+int main(void)
 {
 	static const char *const keys[] = { "empty", "one", "dir/five mib+17", "three",
 					    "mpu" };
-	s3d_req r;
+	s3d_client *c = client();
 
-	s3d_delete_objects(c, bucket, keys, sizeof(keys) / sizeof(keys[0]), NULL);
-	memset(&r, 0, sizeof(r));
-	r.method = "DELETE";
-	r.bucket = bucket;
-	r.retryable = 1;
-	r.range_first = r.range_last = -1;
-	return s3d_client_perform(c, &r, NULL, err);
-}
-
-int main(void)
-{
-	uint8_t rnd[6];
-	s3d_client *c;
-	s3d_error err;
-	int rc;
-
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return 1;
-	snprintf(bucket, sizeof(bucket), "s3d-verify-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-		 rnd[2], rnd[3], rnd[4], rnd[5]);
-	c = client();
-	s3d_error_clear(&err);
-	if (!c || s3d_create_bucket(c, bucket, &err) != S3D_OK) {
-		fprintf(stderr, "FATAL: cannot create test bucket %s: %s\n", bucket, err.message);
-		printf("verify: 0 passed, 1 failed\n");
+	if (t_s3_new_bucket("verify", c, "verify", bucket, sizeof(bucket)) != 0) {
 		s3d_client_free(c);
 		return 1;
 	}
@@ -425,14 +307,7 @@ int main(void)
 	T_RUN(test_empty_and_one_byte);
 	T_RUN(test_many_ranges_within_bound);
 	T_RUN(test_multipart_object);
-	s3d_error_clear(&err);
-	rc = remove_bucket(c, &err);
-	if (rc != S3D_OK) {
-		char text[512];
-
-		s3d_error_format(&err, rc, text, sizeof(text));
-		fprintf(stderr, "warning: bucket %s not removed: %s\n", bucket, text);
-	}
+	t_s3_drop_bucket(c, bucket, keys, sizeof(keys) / sizeof(keys[0]));
 	s3d_client_free(c);
 	curl_global_cleanup();
 	return t_done("verify");
