@@ -182,6 +182,31 @@ static int check_bucket(s3d_driver *d, s3d_error *err)
 	return rc;
 }
 
+/*
+ * A directory marker for the tails area, written before the first tail of
+ * this process (best effort). On AWS
+ * it is one empty object in the private area. Stores that map keys onto a
+ * file system (versitygw's posix backend) remove a directory once its last
+ * object is deleted, racing with a concurrent PUT into the same directory;
+ * a marker object keeps the directory, as every writer shares it.
+ */
+void s3d_driver_mark_tails(s3d_driver *d)
+{
+	s3d_buf key;
+	s3d_error e;
+
+	if (__atomic_load_n(&d->tails_marked, __ATOMIC_ACQUIRE))
+		return;
+	s3d_buf_init(&key, 2048);
+	if (s3d_buf_appendz(&key, d->root) == S3D_OK &&
+	    s3d_buf_appendz(&key, S3D_DRIVER_TAIL_PREFIX) == S3D_OK &&
+	    s3d_head_object(d->client, d->bucket, s3d_buf_str(&key), 0, NULL, &e) == S3D_E_NOTFOUND)
+		s3d_put_object(d->client, d->bucket, s3d_buf_str(&key), NULL, 0,
+			       s3d_driver_put_opts(d), NULL, &e);
+	s3d_buf_cleanup(&key);
+	__atomic_store_n(&d->tails_marked, 1, __ATOMIC_RELEASE);
+}
+
 int s3d_driver_new(const s3d_driver_config *cfg, s3d_driver **out, s3d_error *err)
 {
 	s3d_driver *d;

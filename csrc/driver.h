@@ -20,12 +20,15 @@ struct s3d_driver {
 	char acl[64];
 	char sse[32];
 	char sse_kms_key_id[256];
+	int tails_marked;       /* s3d_driver_mark_tails ran (atomic) */
 };
 
 /* The put options every object of this driver carries (NULL fields unset). */
 const s3d_put_opts *s3d_driver_put_opts(const s3d_driver *d);
 /* Driver path of a key below root (inverse of s3d_driver_key). */
 int s3d_driver_path_of(const s3d_driver *d, const char *key, size_t keylen, s3d_buf *out);
+/* Writes the tails area's directory marker once per driver (best effort). */
+void s3d_driver_mark_tails(s3d_driver *d);
 /* 1 when key lies in the driver's private area (never listed). */
 int s3d_driver_is_private(const s3d_driver *d, const char *key);
 

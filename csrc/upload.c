@@ -244,10 +244,12 @@ static int tail_put(s3d_writer *w, int64_t offset, const uint8_t *p, size_t n, s
 	po.nheaders++;
 	po.checksum_sha256 = NULL;
 	po.checksum_algorithm = NULL;
-	if (rc != S3D_OK)
+	if (rc != S3D_OK) {
 		wfail(w, err, rc, "PUT", "tail stamp too long");
-	else
+	} else {
+		s3d_driver_mark_tails(w->d);
 		rc = s3d_put_object(w->c, w->bucket, s3d_buf_str(&w->tail_key), p, n, &po, NULL, err);
+	}
 	if (rc == S3D_OK)
 		w->tail_present = 1;
 	s3d_buf_cleanup(&stamp);

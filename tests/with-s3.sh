@@ -30,7 +30,7 @@ LOG=$DATA/versitygw.log
 cleanup() {
 	local rc=$?
 	vgw_stop
-	rm -rf "$DATA"
+	[[ ${S3D_KEEP_DATA:-} == 1 ]] && echo "with-s3: kept $DATA" >&2 || rm -rf "$DATA"
 	exit "$rc"
 }
 trap cleanup EXIT
