@@ -1,0 +1,276 @@
+//go:build linux
+
+package integration
+
+import (
+	"encoding/xml"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The conformance suite's module, pinned in testdata/conformance/go.mod.
+const conformancePkg = "github.com/opencontainers/distribution-spec/conformance"
+
+// minConformancePassed: fewer passed specs on s3direct means the suite did
+// not really run (it has 79 specs; stock distribution passes 68 of them).
+const minConformancePassed = 60
+
+var (
+	conformanceOnce sync.Once
+	conformanceBin  string
+	conformanceErr  error
+)
+
+// conformanceBinary compiles the suite (go test -c in testdata/conformance)
+// once per run of this test binary.
+func conformanceBinary(t *testing.T) string {
+	t.Helper()
+	conformanceOnce.Do(func() {
+		out := filepath.Join(runShared(t), "conformance.test")
+		dir := filepath.Join(repoRoot(t), "tests", "integration", "testdata", "conformance")
+		env := []string{"GOWORK=off", "GOFLAGS=" + strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=readonly"), "CGO_ENABLED=0"}
+		start := time.Now()
+		r := runCmd(t.Context(), 10*time.Minute, dir, env, nil, goCommand(t), "test", "-c", "-o", out, conformancePkg)
+		if r.Err != nil {
+			conformanceErr = fmt.Errorf("building the conformance suite failed: %v\n  command: %s\n  output:\n%s",
+				r.Err, r.Line, indent(clip(r.Stdout+r.Stderr, 6000)))
+			return
+		}
+		t.Logf("conformance suite built in %.1fs: %s", time.Since(start).Seconds(), r.Line)
+		conformanceBin = out
+	})
+	if conformanceErr != nil {
+		t.Fatal(conformanceErr)
+	}
+	return conformanceBin
+}
+
+// specResult is the outcome of one spec in a junit report.
+type specResult struct {
+	Key     string // name @ file:line (names repeat in the suite)
+	Status  string // passed, failed, skipped, ...
+	Message string // failure message
+}
+
+func (s specResult) passed() bool { return s.Status == "passed" }
+func (s specResult) skipped() bool {
+	return s.Status == "skipped" || s.Status == "pending" || s.Status == "disabled"
+}
+
+type conformanceRun struct {
+	Target              string
+	Specs               map[string]specResult
+	Order               []string
+	Passed, Failed, Skp int
+	Report              string // junit.xml
+	Line                string // command to reproduce
+}
+
+var enterItRe = regexp.MustCompile(`Enter \[It\] .* - (\S+):(\d+) @`)
+
+// parseJUnit reads the junit.xml that the suite wrote (OCI_REPORT_DIR).
+func parseJUnit(path string) (*conformanceRun, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	type failure struct {
+		Message string `xml:"message,attr"`
+		Text    string `xml:",chardata"`
+	}
+	var doc struct {
+		Suites []struct {
+			Cases []struct {
+				Name      string    `xml:"name,attr"`
+				Status    string    `xml:"status,attr"`
+				Failure   *failure  `xml:"failure"`
+				Error     *failure  `xml:"error"`
+				Skipped   *struct{} `xml:"skipped"`
+				SystemErr string    `xml:"system-err"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	run := &conformanceRun{Specs: map[string]specResult{}, Report: path}
+	seen := map[string]int{}
+	for _, s := range doc.Suites {
+		for _, c := range s.Cases {
+			// Only specs: not the suite's own report nodes
+			// ([ReportAfterSuite] and the like).
+			if !strings.HasPrefix(c.Name, "[It] ") {
+				continue
+			}
+			key := c.Name
+			if m := enterItRe.FindStringSubmatch(c.SystemErr); m != nil {
+				key += " @ " + filepath.Base(m[1]) + ":" + m[2]
+			}
+			seen[key]++
+			if seen[key] > 1 {
+				key += fmt.Sprintf(" #%d", seen[key])
+			}
+			r := specResult{Key: key, Status: c.Status}
+			switch {
+			case r.Status == "" && c.Skipped != nil:
+				r.Status = "skipped"
+			case r.Status == "" && (c.Failure != nil || c.Error != nil):
+				r.Status = "failed"
+			case r.Status == "":
+				r.Status = "passed"
+			}
+			for _, f := range []*failure{c.Failure, c.Error} {
+				if f != nil {
+					r.Message = strings.TrimSpace(f.Message)
+					if r.Message == "" {
+						r.Message = strings.TrimSpace(f.Text)
+					}
+				}
+			}
+			switch {
+			case r.passed():
+				run.Passed++
+			case r.skipped():
+				run.Skp++
+			default:
+				run.Failed++
+			}
+			run.Specs[key] = r
+			run.Order = append(run.Order, key)
+		}
+	}
+	return run, nil
+}
+
+// runConformance runs the whole suite (pull, push, content discovery,
+// content management) against the registry at rootURL.
+func runConformance(t *testing.T, target, rootURL string) *conformanceRun {
+	t.Helper()
+	bin := conformanceBinary(t)
+	dir := filepath.Join(t.TempDir(), "conformance-"+target)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ns := "conformance/" + randHex(4)
+	env := []string{
+		"OCI_ROOT_URL=" + rootURL,
+		"OCI_NAMESPACE=" + ns + "/main",
+		"OCI_CROSSMOUNT_NAMESPACE=" + ns + "/cross",
+		"OCI_TEST_PULL=1",
+		"OCI_TEST_PUSH=1",
+		"OCI_TEST_CONTENT_DISCOVERY=1",
+		"OCI_TEST_CONTENT_MANAGEMENT=1",
+		"OCI_HIDE_SKIPPED_WORKFLOWS=0",
+		// Distribution does not mount without from=: this runs the spec
+		// that a mount without it starts an upload (202).
+		"OCI_AUTOMATIC_CROSSMOUNT=0",
+		"OCI_DEBUG=0",
+		"OCI_REPORT_DIR=" + dir,
+	}
+	start := time.Now()
+	r := runCmd(t.Context(), 5*time.Minute, dir, env, nil, bin, "-ginkgo.no-color")
+	if err := os.WriteFile(filepath.Join(dir, "output.txt"), []byte(r.Stdout+r.Stderr), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The suite exits non-zero whenever a spec fails (stock distribution
+	// fails the referrers specs): only the report decides.
+	run, err := parseJUnit(filepath.Join(dir, "junit.xml"))
+	if err != nil {
+		t.Fatalf("conformance on %s wrote no usable report (%v; exit: %v)\n  command: %s\n  output:\n%s",
+			target, err, r.Err, r.Line, indent(clip(r.Stdout+r.Stderr, 6000)))
+	}
+	run.Target = target
+	run.Line = r.Line
+	t.Logf("conformance on %s: %.1fs, exit %v, report %s", target, time.Since(start).Seconds(), r.Err, run.Report)
+	return run
+}
+
+// TestConformance runs the OCI distribution-spec conformance suite against
+// build/registry with s3direct storage (one process, and two processes on
+// the same bucket behind a round-robin proxy) and with the stock filesystem
+// driver, and fails when a spec passes on filesystem but not on s3direct.
+func TestConformance(t *testing.T) {
+	reproHint(t)
+	e := needS3(t)
+	conformanceBinary(t) // fail early, before starting anything
+
+	bucket := makeBucket(t, e)
+	s3 := startRegistry(t, "s3direct", storageS3direct(e, bucket, "/conf-"+randHex(4)), regOptions{})
+	fs := startRegistry(t, "filesystem", storageFilesystem(filepath.Join(t.TempDir(), "fs-storage")), regOptions{})
+
+	// Two processes on one bucket and root, one http.secret.
+	root2, secret := "/conf2-"+randHex(4), randHex(32)
+	a := startRegistry(t, "s3direct-A", storageS3direct(e, bucket, root2), regOptions{Secret: secret})
+	b := startRegistry(t, "s3direct-B", storageS3direct(e, bucket, root2), regOptions{Secret: secret})
+	proxy := startProxy(t, a, b)
+
+	runs := []*conformanceRun{
+		runConformance(t, "filesystem", fs.URL()),
+		runConformance(t, "s3direct", s3.URL()),
+		runConformance(t, "s3direct-2proc", "http://"+proxy.Addr),
+	}
+	fsRun := runs[0]
+	for _, r := range runs {
+		announce(t, "conformance %-15s passed=%d failed=%d skipped=%d", r.Target+":", r.Passed, r.Failed, r.Skp)
+	}
+	t.Logf("proxy requests per backend: %s", proxy.Counts())
+	if proxy.Count("s3direct-A", "PATCH") == 0 || proxy.Count("s3direct-B", "PATCH") == 0 {
+		t.Errorf("the proxy did not spread PATCH requests over both registries: %s", proxy.Counts())
+	}
+
+	if fsRun.Passed < minConformancePassed {
+		t.Errorf("filesystem: only %d specs passed (want >= %d): did the suite run?\n  command: %s",
+			fsRun.Passed, minConformancePassed, fsRun.Line)
+	}
+	for _, r := range runs[1:] {
+		if r.Passed < minConformancePassed {
+			t.Errorf("%s: only %d specs passed (want >= %d): did the suite run?\n  command: %s",
+				r.Target, r.Passed, minConformancePassed, r.Line)
+		}
+		var worse []string
+		for _, key := range fsRun.Order {
+			if !fsRun.Specs[key].passed() {
+				continue
+			}
+			got, ok := r.Specs[key]
+			switch {
+			case got.passed():
+			case !ok:
+				worse = append(worse, fmt.Sprintf("%s: missing from the %s report", key, r.Target))
+			case len(worse) < 10:
+				worse = append(worse, fmt.Sprintf("%s: %s\n%s", key, got.Status, indent(clipHead(got.Message, 1200))))
+			default:
+				worse = append(worse, fmt.Sprintf("%s: %s", key, got.Status))
+			}
+		}
+		if len(worse) > 0 {
+			t.Errorf("%d spec(s) pass on filesystem but not on %s:\n- %s\n  rerun the suite: %s\n  (registry config and log: see below)",
+				len(worse), r.Target, strings.Join(worse, "\n- "), r.Line)
+		}
+		var better []string
+		for _, key := range r.Order {
+			if r.Specs[key].passed() && !fsRun.Specs[key].passed() {
+				better = append(better, key)
+			}
+		}
+		sort.Strings(better)
+		if len(better) > 0 {
+			t.Logf("%s passes %d spec(s) that filesystem does not: %s", r.Target, len(better), strings.Join(better, "; "))
+		}
+	}
+	var fsFailed []string
+	for _, key := range fsRun.Order {
+		if s := fsRun.Specs[key]; !s.passed() && !s.skipped() {
+			fsFailed = append(fsFailed, key)
+		}
+	}
+	t.Logf("specs that fail on stock filesystem storage too (expected: no referrers API in distribution v3.1.1):\n- %s",
+		strings.Join(fsFailed, "\n- "))
+}
