@@ -49,7 +49,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_OBJS := $(LIB_SRCS:csrc/%.c=$(BUILD)/fuzz/obj/%.o)
 FUZZ_TIME ?= 60
 
-.PHONY: all build deps test fuzz run bench-engine clean
+.PHONY: all build deps test test-minio fuzz run bench-engine bench-proxy clean
 .DEFAULT_GOAL := build
 all: build
 
@@ -106,7 +106,7 @@ $(BUILD)/asan/libs3direct.a: $(ASAN_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/test/test_%: tests/c/test_%.c tests/c/t.h $(BUILD)/asan/libs3direct.a | deps
+$(BUILD)/test/test_%: tests/c/test_%.c tests/c/t.h tests/c/t_s3.h $(BUILD)/asan/libs3direct.a | deps
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) $(CPPFLAGS) $(INCLUDES) -Itests/c $(PKG_CFLAGS) \
 		-MMD -MP -MF $@.d -MT $@ -o $@ $< $(BUILD)/asan/libs3direct.a $(LDFLAGS) $(LDLIBS)
@@ -122,6 +122,20 @@ $(BUILD)/test/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(BUILD)/asan
 test: build $(TEST_BINS) $(FUZZ_REPLAYS)
 	tests/with-s3.sh tests/run-tests.sh $(addprefix c:,$(TEST_BINS)) \
 		$(addprefix sh:,$(SH_TESTS)) $(addprefix fuzz:,$(FUZZ_REPLAYS))
+
+# The driver's conformance suite and the crane push/pull tests against MinIO
+# instead of versitygw. Builds the pinned MinIO into .tools/bin first
+# (scripts/minio.sh: 5-10 minutes once, not part of `make deps`).
+test-minio: build
+	scripts/minio.sh install
+	tests/with-minio.sh sh -c 'rc=0; \
+		echo "=== test-minio: go test ./bridge/driver/"; \
+		$(GO) test -count=1 ./bridge/driver/ || rc=1; \
+		echo "=== test-minio: go test -run TestClients/crane ./tests/integration/"; \
+		$(GO) test -count=1 -v -run "^TestClients$$/^crane/" ./tests/integration/ >build/test/minio-crane.log 2>&1 || rc=1; \
+		grep -E "^(ok|FAIL|--- )" build/test/minio-crane.log; \
+		grep -q -- "--- PASS: TestClients/crane" build/test/minio-crane.log || { echo "test-minio: no crane test ran" >&2; rc=1; }; \
+		exit $$rc'
 
 # --- libFuzzer (optional, not part of test) --------------------------------------
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -O1 -g -fno-omit-frame-pointer \
@@ -160,6 +174,9 @@ run: build
 bench-engine: build
 	@test -x tests/bench/bench-engine.sh || { echo "bench-engine: tests/bench/bench-engine.sh does not exist yet" >&2; exit 1; }
 	tests/bench/bench-engine.sh
+
+bench-proxy: build
+	tests/bench/bench-proxy.sh
 
 clean:
 	rm -rf $(BUILD)
