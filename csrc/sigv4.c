@@ -249,6 +249,8 @@ struct scratch {
 	EVP_MD_CTX *md;
 	EVP_MAC_CTX *mac;
 	uint8_t mac_key[32]; /* the key mac holds: re-init without re-keying */
+	time_t date_when;    /* amz_date of date_when, computed once per signature */
+	char date[17];
 	int mac_keyed;
 	s3d_buf cred;
 };
@@ -286,6 +288,22 @@ static struct scratch *scratch_of(s3d_sigv4_result *r)
 	}
 	r->scratch = sc;
 	return sc;
+}
+
+/* The X-Amz-Date of when; the three stages of one signature share it. */
+static int scratch_date(struct scratch *sc, time_t when, char out[17])
+{
+	int rc = S3D_OK;
+
+	if (!sc->date[0] || sc->date_when != when) {
+		rc = s3d_sigv4_amz_date(when, sc->date);
+		sc->date_when = when;
+		if (rc != S3D_OK)
+			sc->date[0] = 0;
+	}
+	if (rc == S3D_OK)
+		memcpy(out, sc->date, 17);
+	return rc;
 }
 
 static void scratch_free(struct scratch *sc)
@@ -620,7 +638,7 @@ static int build_canonical(const s3d_signer *s, const s3d_sigv4_request *req,
 
 	rc = check_request(req, query_form);
 	if (rc == S3D_OK)
-		rc = s3d_sigv4_amz_date(req->when, r->amz_date);
+		rc = scratch_date(r->scratch, req->when, r->amz_date);
 	if (rc == S3D_OK)
 		rc = collect_headers(s, req, query_form, r->amz_date, h);
 	if (rc != S3D_OK)
@@ -645,7 +663,19 @@ static int build_canonical(const s3d_signer *s, const s3d_sigv4_request *req,
 			rc = s3d_buf_putc(&cred, '/');
 		if (rc == S3D_OK)
 			rc = credential_scope(s, r->amz_date, &cred);
-		snprintf(expires, sizeof(expires), "%lld", (long long)req->expires);
+		{ /* 1..604800, checked above */
+			char digits[24];
+			int64_t v = req->expires;
+			size_t k = 0, m;
+
+			do {
+				digits[k++] = (char)('0' + v % 10);
+				v /= 10;
+			} while (v && k < sizeof(digits));
+			for (m = 0; m < k; m++)
+				expires[m] = digits[k - 1 - m];
+			expires[k] = 0;
+		}
 		if (rc == S3D_OK)
 			rc = add_query(q, "X-Amz-Algorithm", ALGORITHM);
 		if (rc == S3D_OK)
@@ -723,7 +753,7 @@ int s3d_sigv4_string_to_sign(const s3d_signer *s, time_t when, s3d_sigv4_result 
 		return S3D_E_INVAL;
 	if (!sc)
 		return S3D_E_NOMEM;
-	rc = s3d_sigv4_amz_date(when, r->amz_date);
+	rc = scratch_date(sc, when, r->amz_date);
 	if (rc == S3D_OK &&
 	    (EVP_DigestInit_ex2(sc->md, md_sha256, NULL) != 1 ||
 	     EVP_DigestUpdate(sc->md, r->canonical_request.ptr, r->canonical_request.len) != 1 ||
@@ -759,7 +789,7 @@ int s3d_sigv4_signature(s3d_signer *s, time_t when, s3d_sigv4_result *r)
 		return S3D_E_INVAL;
 	if (!sc)
 		return S3D_E_NOMEM;
-	rc = s3d_sigv4_amz_date(when, date);
+	rc = scratch_date(sc, when, date);
 	date[8] = 0;
 	if (rc == S3D_OK)
 		rc = signing_key(s, date, key);

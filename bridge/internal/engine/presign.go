@@ -22,7 +22,8 @@ func (s *Signer) PresignQuery(req *SignRequest) (string, error) {
 		return "", err
 	}
 	defer s.mu.RUnlock()
-	if strings.IndexByte(req.Method+req.Host+req.Path+req.PayloadHash, 0) >= 0 ||
+	if strings.IndexByte(req.Method, 0) >= 0 || strings.IndexByte(req.Host, 0) >= 0 ||
+		strings.IndexByte(req.Path, 0) >= 0 || strings.IndexByte(req.PayloadHash, 0) >= 0 ||
 		hasNUL(req.Query) || hasNUL(req.Headers) {
 		return "", errInval(op, "a string with a NUL byte")
 	}
