@@ -712,7 +712,11 @@ int s3d_xfer_finish(s3d_xfer *x, CURL *easy, CURLcode cc, s3d_error *err, int *r
 			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
 		copy_field(err->request_id, sizeof(err->request_id), x->request_id);
 		set_resource(x, err);
-		*retry = x->req->retryable;
+		/* a certificate or URL that is wrong now is wrong on every retry */
+		*retry = x->req->retryable && cc != CURLE_PEER_FAILED_VERIFICATION &&
+			 cc != CURLE_SSL_CACERT_BADFILE && cc != CURLE_SSL_CERTPROBLEM &&
+			 cc != CURLE_SSL_ISSUER_ERROR && cc != CURLE_URL_MALFORMAT &&
+			 cc != CURLE_UNSUPPORTED_PROTOCOL;
 		return cc == CURLE_OPERATION_TIMEDOUT ? S3D_E_TIMEOUT : S3D_E_TRANSPORT;
 	}
 	if (st >= 200 && st <= 299 && x->req->write && x->ranged && st != 206) {

@@ -17,7 +17,7 @@
 #define MAX_HEADERS 16
 
 struct opts {
-	const char *method, *endpoint, *bucket, *key, *region, *date, *file;
+	const char *method, *endpoint, *bucket, *key, *region, *date, *file, *ca_file;
 	long long expires;
 	int virtual_hosted, skip_verify, have_expires;
 	long long part_size;
@@ -35,6 +35,8 @@ static const char *usage_text =
 	"       s3d put --endpoint URL --bucket B --key K FILE [--part-size BYTES] [--concurrency N]\n"
 	"       s3d sha256 --endpoint URL --bucket B --key K [--concurrency N]\n"
 	"       s3d version\n"
+	"https endpoints: the peer is verified against the system CAs, or --ca-file FILE;\n"
+	"                 --skip-verify turns verification off\n"
 	"credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN]\n";
 
 static int usage(const char *why)
@@ -98,6 +100,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "date", required_argument, NULL, 'd' },
 		{ "virtual-hosted", no_argument, NULL, 'v' },
 		{ "skip-verify", no_argument, NULL, 's' },
+		{ "ca-file", required_argument, NULL, 'C' },
 		{ "header", required_argument, NULL, 'H' },
 		{ "part-size", required_argument, NULL, 'p' },
 		{ "concurrency", required_argument, NULL, 'c' },
@@ -118,6 +121,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'd': o->date = optarg; break;
 		case 'v': o->virtual_hosted = 1; break;
 		case 's': o->skip_verify = 1; break;
+		case 'C': o->ca_file = optarg; break;
 		case 'x':
 			if (!parse_ll(optarg, &o->expires))
 				return usage("--expires wants a number of seconds");
@@ -161,6 +165,7 @@ static int make_client(const struct opts *o, s3d_client **c)
 	cfg.session_token = getenv("AWS_SESSION_TOKEN");
 	cfg.virtual_hosted = o->virtual_hosted;
 	cfg.skip_verify = o->skip_verify;
+	cfg.ca_file = o->ca_file;
 	if (!cfg.access_key || !*cfg.access_key || !cfg.secret_key || !*cfg.secret_key) {
 		fprintf(stderr, "s3d: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set\n");
 		return 2;
