@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,6 +123,25 @@ static int mpu_error(const s3d_mpu *m, s3d_error *err)
 
 /* ---- part buffers: allocated lazily, then recycled ---- */
 
+/*
+ * Part buffers are mapped and unmapped whole. Through malloc, glibc raises
+ * its mmap threshold after the first large free and then keeps freed part
+ * buffers in its arenas: a registry serving many short writers would hold
+ * their peak forever.
+ */
+static uint8_t *part_alloc(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void part_unmap(uint8_t *p, size_t n)
+{
+	if (p)
+		munmap(p, n);
+}
+
 static int buf_get(s3d_mpu *m, uint8_t **out)
 {
 	uint8_t *p;
@@ -132,7 +152,7 @@ static int buf_get(s3d_mpu *m, uint8_t **out)
 	}
 	if (m->nalloc >= m->nslots + 1)
 		return S3D_E_TOOBIG; /* cannot happen: one filling + nslots sending */
-	p = malloc(m->part_size);
+	p = part_alloc(m->part_size);
 	if (!p)
 		return S3D_E_NOMEM;
 	m->nalloc++;
@@ -703,8 +723,8 @@ void s3d_mpu_free(s3d_mpu *m)
 		s3d_client_easy_put(m->c, m->slots[i].easy);
 	}
 	for (i = 0; m->pool && i < m->npool; i++)
-		free(m->pool[i]);
-	free(m->fill);
+		part_unmap(m->pool[i], m->part_size);
+	part_unmap(m->fill, m->part_size);
 	if (m->multi)
 		curl_multi_cleanup(m->multi);
 	s3d_buf_cleanup(&m->upload_id);
