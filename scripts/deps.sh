@@ -8,6 +8,11 @@
 # installed are recorded in build/deps-versions.txt.
 # Go tools: pinned module versions, installed into .tools/bin (GOBIN), one
 # stamp per tool in .tools/stamps/<tool>@<version>.
+#
+#   scripts/deps.sh                        everything above
+#   scripts/deps.sh tool NAME PKG VERSION  one Go tool, same stamp logic (for
+#                                          tools only some targets need, e.g.
+#                                          MinIO for make test-minio)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -162,6 +167,14 @@ write_versions() {
 		say "versions recorded in ${VERSIONS_FILE#"$ROOT"/}"
 	fi
 }
+
+if [[ ${1:-} == tool ]]; then
+	(($# == 4)) || die "usage: scripts/deps.sh tool NAME PKG VERSION"
+	GOCMD=$(find_go) || die "go not found (looked at \$GO, PATH, /usr/local/go/bin)"
+	mkdir -p "$TOOLS_BIN" "$STAMPS"
+	install_go_tool "$2" "$3" "$4"
+	exit 0
+fi
 
 install_debs
 install_go_tools

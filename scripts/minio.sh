@@ -31,63 +31,22 @@
 MINIO_MODULE=github.com/minio/minio
 MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
 MINIO_ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MINIO_BIN=${MINIO_BIN:-$MINIO_ROOT_DIR/.tools/bin/minio}
-MINIO_STAMPS=$MINIO_ROOT_DIR/.tools/stamps
+MINIO_BIN=$MINIO_ROOT_DIR/.tools/bin/minio
 MINIO_PID=""
 MINIO_PORT=""
 MINIO_EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
 minio_log() { printf 'minio: %s\n' "$*" >&2; }
 
-minio_go() {
-	if [[ -n ${GO:-} ]] && command -v "$GO" >/dev/null 2>&1; then
-		command -v "$GO"
-	elif command -v go >/dev/null 2>&1; then
-		command -v go
-	elif [[ -x /usr/local/go/bin/go ]]; then
-		printf '%s\n' /usr/local/go/bin/go
-	else
-		return 1
-	fi
-}
-
-# The module version recorded in the binary (main package github.com/minio/minio).
-minio_bin_version() {
-	"$1" version -m "$MINIO_BIN" 2>/dev/null | awk -v pkg="$MINIO_MODULE" '
-		$1 == "path" { ok = ($2 == pkg) }
-		$1 == "mod" && ok { print $3; exit }'
-}
-
-# minio_install: the same stamp logic as scripts/deps.sh (stamp
+# minio_install: scripts/deps.sh's pinned-tool install (stamp
 # .tools/stamps/minio@VERSION newer than the binary = nothing to do).
 minio_install() {
-	local stamp=$MINIO_STAMPS/minio@$MINIO_VERSION gocmd got
-	if [[ -x $MINIO_BIN && -f $stamp && ! $MINIO_BIN -nt $stamp ]]; then
-		minio_log "$MINIO_VERSION: present"
-		return 0
-	fi
-	gocmd=$(minio_go) || { minio_log "go not found (looked at \$GO, PATH, /usr/local/go/bin)"; return 1; }
-	mkdir -p "$(dirname "$MINIO_BIN")" "$MINIO_STAMPS"
-	if [[ -x $MINIO_BIN && $(minio_bin_version "$gocmd") == "$MINIO_VERSION" ]]; then
-		rm -f "$MINIO_STAMPS/minio@"*
-		touch "$stamp"
-		minio_log "$MINIO_VERSION: present (stamp written)"
-		return 0
-	fi
-	minio_log "$MINIO_VERSION: building (go install $MINIO_MODULE@$MINIO_VERSION; 5-10 minutes the first time)"
 	local start=$SECONDS
-	GOBIN=$(dirname "$MINIO_BIN") "$gocmd" install "$MINIO_MODULE@$MINIO_VERSION" </dev/null || {
-		minio_log "go install $MINIO_MODULE@$MINIO_VERSION failed"
+	"$MINIO_ROOT_DIR/scripts/deps.sh" tool minio "$MINIO_MODULE" "$MINIO_VERSION" >&2 || {
+		minio_log "installing $MINIO_MODULE@$MINIO_VERSION failed"
 		return 1
 	}
-	got=$(minio_bin_version "$gocmd")
-	if [[ $got != "$MINIO_VERSION" ]]; then
-		minio_log "installed binary reports version '${got:-none}', want $MINIO_VERSION"
-		return 1
-	fi
-	rm -f "$MINIO_STAMPS/minio@"*
-	touch "$stamp"
-	minio_log "$MINIO_VERSION: installed in ${MINIO_BIN#"$MINIO_ROOT_DIR"/} ($((SECONDS - start)) s)"
+	minio_log "$MINIO_VERSION: ready ($((SECONDS - start)) s)"
 }
 
 # minio_port_busy PORT: true when something accepts connections on it.
