@@ -2,14 +2,14 @@
  * The driver's Reader (public API in s3direct.h): one GET per attempt on a
  * private curl multi handle, driven only inside s3d_reader_open/read, so the
  * transfer moves exactly as fast as the caller pulls. Body bytes land in a
- * fixed buffer; when it cannot take a chunk, the write callback pauses the
- * transfer (CURL_WRITEFUNC_PAUSE) and the next read resumes it. Memory per
+ * fixed buffer; when it cannot take a chunk, the sink pauses the transfer
+ * (S3D_WRITE_PAUSE) and the next read resumes it. Memory per
  * reader: READER_BUF plus what curl holds for one paused chunk.
  *
  * A transport failure mid-body is retried after the bytes already delivered
- * (x.delivered: s3d_xfer_setup turns it into a Range), with If-Match on the
- * ETag of the first answer so that a replaced object is an error, not a
- * spliced stream. An attempt that delivered bytes restores the retry budget:
+ * (x.delivered: s3d_xfer_setup turns it into a Range, with If-Match on the
+ * ETag of the first answer, and s3d_xfer_finish refuses anything but a 206),
+ * so that a replaced object is an error, not a spliced stream. An attempt that delivered bytes restores the retry budget:
  * a long stream may survive any number of spaced-out cuts.
  */
 #include "driver.h"
@@ -34,14 +34,11 @@ struct s3d_reader {
 	CURL *easy;
 	s3d_xfer x;
 	s3d_req req;
-	s3d_kv hdr[1];
-	char etag[136];          /* of the first answer, for If-Match on resumes */
 	uint8_t *buf;
 	size_t head, len;        /* unread bytes: buf[head, head+len) */
 	int attached;            /* easy is on the multi handle */
 	int paused;              /* the write callback paused the transfer */
-	int progress;            /* this attempt delivered body bytes */
-	int ranged;              /* this attempt asked for a Range */
+	int64_t delivered_before; /* x.delivered when this attempt began */
 	int bad;                 /* write callback failure: S3D_E_* */
 	int done;                /* the body is complete: buf holds the rest */
 	int rc;                  /* sticky failure */
@@ -58,35 +55,13 @@ static void sleep_ms(long ms)
 		;
 }
 
-static void header_etag(s3d_reader *r)
-{
-	struct curl_header *h = NULL;
-
-	if (curl_easy_header(r->easy, "ETag", 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h &&
-	    strlen(h->value) < sizeof(r->etag))
-		snprintf(r->etag, sizeof(r->etag), "%s", h->value);
-}
-
-/* Replaces the client's body callback: same error-body handling, but 2xx
- * bytes go to the bounded buffer or pause the transfer. */
-static size_t reader_write(char *p, size_t sz, size_t nm, void *ud)
+/* The client's body sink: 2xx bytes go to the bounded buffer, or pause the
+ * transfer while it is full (the client keeps the error-body, Range and
+ * If-Match bookkeeping). */
+static int reader_sink(void *ud, const uint8_t *p, size_t n)
 {
 	s3d_reader *r = ud;
-	s3d_xfer *x = &r->x;
-	size_t n = sz * nm, room;
 
-	if (x->status < 200 || x->status > 299) {
-		room = x->errbody.max - x->errbody.len;
-		if (s3d_buf_append(&x->errbody, p, n < room ? n : room) != S3D_OK)
-			return 0;
-		return n;
-	}
-	if (r->ranged && x->status != 206) {
-		r->bad = S3D_E_PROTOCOL; /* a Range answered with the whole object */
-		return 0;
-	}
-	if (n == 0)
-		return 0;
 	if (r->head + r->len + n > READER_BUF) {
 		if (r->head) {
 			memmove(r->buf, r->buf + r->head, r->len);
@@ -95,19 +70,15 @@ static size_t reader_write(char *p, size_t sz, size_t nm, void *ud)
 		if (r->len + n > READER_BUF) {
 			if (r->len == 0) {
 				r->bad = S3D_E_TOOBIG; /* a chunk larger than the buffer */
-				return 0;
+				return 1;
 			}
 			r->paused = 1;
-			return CURL_WRITEFUNC_PAUSE;
+			return S3D_WRITE_PAUSE;
 		}
 	}
-	if (!r->etag[0] && x->delivered == 0)
-		header_etag(r);
 	memcpy(r->buf + r->head + r->len, p, n);
 	r->len += n;
-	x->delivered += (int64_t)n;
-	r->progress = 1;
-	return n;
+	return 0;
 }
 
 static int reader_fail(s3d_reader *r, int rc, const s3d_error *e)
@@ -132,27 +103,14 @@ static int reader_fail_local(s3d_reader *r, int rc, const char *msg)
 
 static int start_attempt(s3d_reader *r)
 {
-	CURLcode cc;
 	int rc;
 
-	if (r->etag[0]) {
-		r->hdr[0].name = "If-Match";
-		r->hdr[0].value = r->etag;
-		r->req.headers = r->hdr;
-		r->req.nheaders = 1;
-	}
-	r->ranged = r->req.range_first >= 0 || r->x.delivered > 0;
-	r->progress = 0;
+	r->delivered_before = r->x.delivered;
 	r->paused = 0;
 	r->bad = S3D_OK;
 	rc = s3d_xfer_setup(r->d->client, &r->x, &r->req, r->easy);
 	if (rc != S3D_OK)
 		return reader_fail_local(r, rc, "cannot prepare the GET");
-	cc = curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, reader_write);
-	if (cc == CURLE_OK)
-		cc = curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-	if (cc != CURLE_OK)
-		return reader_fail_local(r, S3D_E_TRANSPORT, curl_easy_strerror(cc));
 	if (curl_multi_add_handle(r->multi, r->easy) != CURLM_OK)
 		return reader_fail_local(r, S3D_E_TRANSPORT, "cannot add the transfer");
 	r->attached = 1;
@@ -171,9 +129,7 @@ static int end_attempt(s3d_reader *r, CURLcode cc)
 	s3d_error_clear(&e);
 	rc = s3d_xfer_finish(&r->x, r->easy, cc, &e, &retry);
 	if (r->bad != S3D_OK)
-		return reader_fail_local(r, r->bad, r->bad == S3D_E_PROTOCOL
-					 ? "ranged GET answered without 206"
-					 : "body chunk larger than the read buffer");
+		return reader_fail_local(r, r->bad, "body chunk larger than the read buffer");
 	if (rc == S3D_OK || r->x.status == 416) {
 		/* 416: the offset is at or past the end (s3-aws: empty reader),
 		 * or a resume found nothing left */
@@ -183,7 +139,7 @@ static int end_attempt(s3d_reader *r, CURLcode cc)
 	e.attempts = r->attempt;
 	if (!retry)
 		return reader_fail(r, rc, &e);
-	if (r->progress) { /* bytes came through: a fresh budget */
+	if (r->x.delivered > r->delivered_before) { /* bytes came through: a fresh budget */
 		r->attempt = 1;
 		r->started_ms = s3d_now_ms();
 	}
@@ -272,6 +228,8 @@ int s3d_reader_open(s3d_driver *d, const char *path, int64_t offset,
 	r->req.bucket = d->bucket;
 	r->req.key = s3d_buf_str(&r->key);
 	r->req.retryable = 1;
+	r->req.write = reader_sink;
+	r->req.write_ud = r;
 	r->req.range_first = offset > 0 ? offset : -1; /* no Range from 0 */
 	r->req.range_last = -1;
 	r->attempt = 1;

@@ -299,7 +299,11 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 		return 0;
 	}
 	if (x->req->write) {
-		if (x->req->write(x->req->write_ud, (const uint8_t *)p, len) != 0) {
+		int wr = x->req->write(x->req->write_ud, (const uint8_t *)p, len);
+
+		if (wr == S3D_WRITE_PAUSE)
+			return CURL_WRITEFUNC_PAUSE; /* curl offers these bytes again */
+		if (wr != 0) {
 			x->aborted = 1;
 			return 0;
 		}
@@ -368,8 +372,9 @@ static int add_header(s3d_xfer *x, const char *name, const char *value)
 }
 
 /* URL = scheme://host + encoded path + ?canonical query (same encoding as signed). */
+/* Host, raw path and x->url without its query (added once signed). */
 static int build_url(s3d_client *c, s3d_xfer *x, const s3d_req *r, s3d_buf *path,
-		     char *host, size_t hostcap, const char *query)
+		     char *host, size_t hostcap)
 {
 	int rc = S3D_OK;
 
@@ -392,8 +397,6 @@ static int build_url(s3d_client *c, s3d_xfer *x, const s3d_req *r, s3d_buf *path
 		rc = s3d_buf_printf(&x->url, "%s://%s", c->scheme, host);
 	if (rc == S3D_OK)
 		rc = s3d_uri_encode(&x->url, s3d_buf_str(path), path->len, 1);
-	if (rc == S3D_OK && query && *query)
-		rc = s3d_buf_printf(&x->url, "?%s", query);
 	return rc;
 }
 
@@ -452,7 +455,7 @@ static int sign_request(s3d_client *c, s3d_xfer *x, const s3d_req *r)
 
 	s3d_buf_init(&path, 4096);
 	s3d_sigv4_result_init(&res);
-	rc = build_url(c, x, r, &path, host, sizeof(host), NULL);
+	rc = build_url(c, x, r, &path, host, sizeof(host));
 	memset(&sr, 0, sizeof(sr));
 	sr.method = r->method;
 	sr.host = host;
@@ -471,15 +474,12 @@ static int sign_request(s3d_client *c, s3d_xfer *x, const s3d_req *r)
 		const char *creq = s3d_buf_str(&res.canonical_request);
 		const char *q = strchr(strchr(creq, '\n') + 1, '\n') + 1;
 		const char *qe = strchr(q, '\n');
-		s3d_buf query;
 
-		s3d_buf_init(&query, S3D_SIGV4_MAX_TEXT);
-		rc = s3d_buf_append(&query, q, (size_t)(qe - q));
-		s3d_buf_reset(&x->url);
-		s3d_buf_reset(&path);
-		if (rc == S3D_OK)
-			rc = build_url(c, x, r, &path, host, sizeof(host), s3d_buf_str(&query));
-		s3d_buf_cleanup(&query);
+		if (qe > q) {
+			rc = s3d_buf_appendc(&x->url, '?');
+			if (rc == S3D_OK)
+				rc = s3d_buf_append(&x->url, q, (size_t)(qe - q));
+		}
 	}
 	for (i = 0; rc == S3D_OK && i < nh; i++)
 		rc = add_header(x, hdrs[i].name, hdrs[i].value);
@@ -1457,7 +1457,7 @@ int s3d_client_presign(s3d_client *c, const char *method, const char *bucket,
 	s3d_xfer_init(&x);
 	s3d_buf_init(&path, 4096);
 	s3d_sigv4_result_init(&res);
-	rc = build_url(c, &x, &r, &path, host, sizeof(host), NULL);
+	rc = build_url(c, &x, &r, &path, host, sizeof(host));
 	memset(&sr, 0, sizeof(sr));
 	sr.method = method;
 	sr.host = host;

@@ -16,6 +16,15 @@
 #define S3D_SIGNED_BODY_MAX (1u << 20)         /* memory bodies hashed for signing */
 #define S3D_MAX_REQ_HEADERS 24
 
+/*
+ * A req->write callback may return this to pause the transfer instead of
+ * taking the bytes (CURL_WRITEFUNC_PAUSE): only for transfers their owner
+ * drives on a multi handle and resumes with curl_easy_pause(CURLPAUSE_CONT);
+ * the same bytes are offered again then.
+ */
+#define S3D_WRITE_PAUSE 0x5041
+
+
 /* One S3 request. Every pointer is borrowed until the request finishes. */
 typedef struct s3d_req {
 	const char *method;
