@@ -5,21 +5,9 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 S3D=$ROOT/build/s3d
-pass=0
-fail=0
+. "$ROOT/tests/cli/lib.sh"
 WORK=$(mktemp -d "$ROOT/.data/cli-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-
-check() { # name, then a command that must succeed
-	local name=$1
-	shift
-	if "$@"; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		echo "  FAIL $name" >&2
-	fi
-}
 
 # exit status and output of one s3d run: sets rc, out, err
 run() {
@@ -103,5 +91,4 @@ check "wrong secret: SignatureDoesNotMatch with request id" \
 	grep -Eq '^s3d: SignatureDoesNotMatch: .*\(HTTP 403, request id [A-Z0-9]+' "$WORK/err"
 check "secret never printed" bash -c "! grep -q '$S3D_TEST_SECRET_KEY' '$WORK/err'"
 
-echo "s3d-cli: $pass passed, $fail failed"
-((fail == 0))
+summary s3d-cli

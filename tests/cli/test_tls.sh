@@ -8,8 +8,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 S3D=$ROOT/build/s3d
 VGW=$ROOT/.tools/bin/versitygw
-pass=0
-fail=0
+. "$ROOT/tests/cli/lib.sh"
 mkdir -p "$ROOT/.data"
 WORK=$(mktemp -d "$ROOT/.data/tls-XXXXXX")
 VPID=
@@ -19,16 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		echo "  FAIL $name" >&2
-	fi
-}
 die() {
 	echo "FATAL: $*" >&2
 	echo "s3d-tls: $pass passed, $((fail + 1)) failed"
@@ -90,5 +79,4 @@ check "--skip-verify" test $? = 0
 url=$("$S3D" presign --method GET --endpoint "$EP" --bucket tls-bucket --key k --region us-east-1 --expires 60)
 check "presigned https GET" cmp -s "$WORK/blob" <(curl -sf --cacert "$WORK/cert.pem" "$url")
 
-echo "s3d-tls: $pass passed, $fail failed"
-((fail == 0))
+summary s3d-tls
