@@ -15,7 +15,7 @@ BUILD := build
 
 # pkg-config is asked lazily, once, at first use: on a fresh machine it (and
 # the -dev packages) only exist after the deps target ran.
-PKG_MODULES := libcurl libxml-2.0 openssl
+PKG_MODULES := libcurl libxml-2.0 openssl jansson yaml-0.1
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_MODULES) 2>/dev/null) \
 	$(shell pkg-config --cflags lmdb 2>/dev/null))$(PKG_CFLAGS)
 PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKG_MODULES) 2>/dev/null) \
@@ -37,8 +37,10 @@ LIB_SRCS := $(filter-out csrc/s3d.c,$(wildcard csrc/*.c))
 LIB_OBJS := $(LIB_SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 ASAN_OBJS := $(LIB_SRCS:csrc/%.c=$(BUILD)/asan/%.o)
 PUB_HDRS := $(patsubst csrc/include/%,$(BUILD)/include/%,$(wildcard csrc/include/*.h))
-# s3d is linked once csrc/s3d.c exists.
+# s3d is linked once csrc/s3d.c exists; its commands live in csrc/cli/.
 S3D_BIN := $(if $(wildcard csrc/s3d.c),$(BUILD)/s3d)
+CLI_SRCS := $(wildcard csrc/cli/*.c)
+CLI_OBJS := $(CLI_SRCS:csrc/cli/%.c=$(BUILD)/obj/cli/%.o)
 
 TEST_SRCS := $(wildcard tests/c/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/c/%.c=$(BUILD)/test/%)
@@ -85,8 +87,12 @@ $(BUILD)/include/%.h: csrc/include/%.h
 	@mkdir -p $(@D)
 	cp $< $@
 
-$(BUILD)/s3d: $(BUILD)/obj/s3d.o $(BUILD)/libs3direct.a
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libs3direct.a $(LDFLAGS) $(LDLIBS)
+$(BUILD)/obj/cli/%.o: csrc/cli/%.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(CPPFLAGS) $(INCLUDES) -Icsrc/cli $(PKG_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/s3d: $(BUILD)/obj/s3d.o $(CLI_OBJS) $(BUILD)/libs3direct.a
+	$(CC) $(CFLAGS) -o $@ $(BUILD)/obj/s3d.o $(CLI_OBJS) $(BUILD)/libs3direct.a $(LDFLAGS) $(LDLIBS)
 
 # --- registry binary -------------------------------------------------------------
 # The stock distribution registry plus the s3direct driver (bridge/driver),
@@ -182,4 +188,4 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(LIB_OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) \
-	$(TEST_BINS:=.d) $(FUZZ_REPLAYS:=.d) $(BUILD)/obj/s3d.d
+	$(TEST_BINS:=.d) $(FUZZ_REPLAYS:=.d) $(BUILD)/obj/s3d.d $(CLI_OBJS:.o=.d)

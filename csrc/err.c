@@ -17,6 +17,12 @@ static const char *const messages[] = {
 	[S3D_E_DIGEST - S3D_E_NOMEM] = "digest mismatch",
 	[S3D_E_IO - S3D_E_NOMEM] = "local I/O error",
 	[S3D_E_NOTFOUND - S3D_E_NOMEM] = "not found",
+	[S3D_E_CONFLICT - S3D_E_NOMEM] = "conflicting concurrent change",
+	[S3D_E_STORE - S3D_E_NOMEM] = "session index failure",
+	[S3D_E_EXPIRED - S3D_E_NOMEM] = "upload session expired",
+	[S3D_E_STATE - S3D_E_NOMEM] = "invalid upload session state",
+	[S3D_E_UNSUPPORTED - S3D_E_NOMEM] = "unsupported",
+	[S3D_E_QUOTA - S3D_E_NOMEM] = "quota exceeded",
 };
 
 const char *s3d_strerror(int rc)

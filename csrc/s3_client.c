@@ -1439,9 +1439,10 @@ int s3d_list_parts(s3d_client *c, const char *bucket, const char *key,
 	return list_pages(c, &l, o, fn, ud, err);
 }
 
-int s3d_client_presign(s3d_client *c, const char *method, const char *bucket,
-		       const char *key, const s3d_kv *headers, size_t nheaders,
-		       time_t when, int64_t expires, s3d_buf *url_out)
+int s3d_client_presign_query(s3d_client *c, const char *method, const char *bucket,
+			     const char *key, const s3d_kv *query, size_t nquery,
+			     const s3d_kv *headers, size_t nheaders, time_t when,
+			     int64_t expires, s3d_buf *url_out)
 {
 	s3d_sigv4_request sr;
 	s3d_sigv4_result res;
@@ -1462,6 +1463,8 @@ int s3d_client_presign(s3d_client *c, const char *method, const char *bucket,
 	sr.method = method;
 	sr.host = host;
 	sr.path = s3d_buf_str(&path);
+	sr.query = query;
+	sr.nquery = nquery;
 	sr.headers = headers;
 	sr.nheaders = nheaders;
 	sr.when = when ? when : time(NULL);
@@ -1474,6 +1477,14 @@ int s3d_client_presign(s3d_client *c, const char *method, const char *bucket,
 	s3d_buf_cleanup(&path);
 	s3d_xfer_cleanup(&x);
 	return rc;
+}
+
+int s3d_client_presign(s3d_client *c, const char *method, const char *bucket,
+		       const char *key, const s3d_kv *headers, size_t nheaders,
+		       time_t when, int64_t expires, s3d_buf *url_out)
+{
+	return s3d_client_presign_query(c, method, bucket, key, NULL, 0, headers, nheaders,
+					when, expires, url_out);
 }
 
 int s3d_create_bucket(s3d_client *c, const char *bucket, s3d_error *err)

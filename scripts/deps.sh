@@ -21,7 +21,7 @@ ROOT=$PWD
 DEBIAN_RELEASE=bookworm
 DEB_PACKAGES=(
 	build-essential pkg-config
-	libcurl4-openssl-dev libssl-dev libxml2-dev liblmdb-dev
+	libcurl4-openssl-dev libssl-dev libxml2-dev liblmdb-dev libjansson-dev libyaml-dev
 	curl ca-certificates
 )
 # name  module-path/cmd  version

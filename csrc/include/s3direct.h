@@ -42,6 +42,12 @@ enum s3d_errcode {
 	S3D_E_DIGEST,         /* content does not match the expected digest */
 	S3D_E_IO,             /* local file I/O failed (errno in s3d_error) */
 	S3D_E_NOTFOUND,       /* HTTP 404 (also reported as S3D_E_S3 detail) */
+	S3D_E_CONFLICT,       /* a concurrent change won (compare-and-set lost) */
+	S3D_E_STORE,          /* the session index (LMDB) failed; see s3d_error */
+	S3D_E_EXPIRED,        /* the upload session expired */
+	S3D_E_STATE,          /* the session is in a state that forbids the call */
+	S3D_E_UNSUPPORTED,    /* e.g. a digest algorithm other than sha256 */
+	S3D_E_QUOTA,          /* a size limit or quota would be exceeded */
 	S3D_E_LAST
 };
 
@@ -381,6 +387,16 @@ int s3d_list_parts(s3d_client *c, const char *bucket, const char *key,
 int s3d_client_presign(s3d_client *c, const char *method, const char *bucket,
 		       const char *key, const s3d_kv *headers, size_t nheaders,
 		       time_t when, int64_t expires, s3d_buf *url_out);
+/*
+ * s3d_client_presign with query parameters signed into the URL (raw names
+ * and values, encoded here), e.g. partNumber and uploadId for UploadPart.
+ * The URL is appended to url_out. S3D_E_INVAL on a missing argument or an
+ * out-of-range expires, S3D_E_TOOBIG when a bound is exceeded.
+ */
+int s3d_client_presign_query(s3d_client *c, const char *method, const char *bucket,
+			     const char *key, const s3d_kv *query, size_t nquery,
+			     const s3d_kv *headers, size_t nheaders, time_t when,
+			     int64_t expires, s3d_buf *url_out);
 
 /* Creates a bucket (used by tests and `make run`); BucketAlreadyOwnedByYou is OK. */
 int s3d_create_bucket(s3d_client *c, const char *bucket, s3d_error *err);
@@ -558,6 +574,255 @@ int s3d_writer_cancel(s3d_writer *w, s3d_error *err);
 size_t s3d_writer_peak_memory(const s3d_writer *w);
 /* Frees memory only (a writer not closed keeps its parts in S3). */
 void s3d_writer_free(s3d_writer *w);
+
+/* ------------------------------------------------------------------------ */
+/* Presigned upload sessions: records (session_index.c)                     */
+/* ------------------------------------------------------------------------ */
+
+enum s3d_session_status {
+	S3D_SESSION_PENDING = 1,  /* presigned, nothing known stored yet */
+	S3D_SESSION_UPLOADING,    /* multipart upload opened */
+	S3D_SESSION_FINALIZING,   /* a finalize holds the session (transitional) */
+	S3D_SESSION_COMPLETED,
+	S3D_SESSION_FAILED,       /* finalize refused the bytes (digest, quota) */
+	S3D_SESSION_CANCELLED,
+	S3D_SESSION_EXPIRED,
+	S3D_SESSION_STATUS_MAX = S3D_SESSION_EXPIRED
+};
+/* Bit of a status in a status mask. */
+#define S3D_SESSION_BIT(st) (1u << (unsigned)(st))
+/* "pending", "uploading", ...; "unknown" for anything else. Static. */
+const char *s3d_session_status_name(int status);
+
+enum s3d_session_mode {
+	S3D_MODE_NONE = 0,        /* not chosen yet */
+	S3D_MODE_SINGLE,          /* one presigned PUT */
+	S3D_MODE_MULTIPART,       /* presigned UploadPart URLs */
+};
+
+/*
+ * One presigned upload session. Fixed-size fields: a value that does not fit
+ * is refused (S3D_E_TOOBIG), never truncated.
+ */
+typedef struct s3d_session {
+	char uuid[72];              /* the registry's upload UUID */
+	char repo[256];             /* repository name */
+	char user[128];             /* who opened it ("" anonymous) */
+	int status;                 /* enum s3d_session_status */
+	int mode;                   /* enum s3d_session_mode */
+	int direct;                 /* bytes go straight to the blob's key */
+	char key[1024];             /* object key the bytes are uploaded to */
+	char upload_id[512];        /* multipart upload id ("" none) */
+	char declared_digest[80];   /* "sha256:<hex>" or "" */
+	int64_t declared_size;      /* -1 none */
+	char final_digest[80];      /* once completed */
+	int64_t final_size;         /* -1 until completed */
+	int64_t part_size;          /* multipart part size (0 single) */
+	int64_t created;            /* unix seconds */
+	int64_t expires;            /* unix seconds: session end */
+	int64_t updated;            /* unix seconds: last change */
+	char detail[256];           /* why it failed ("" otherwise) */
+} s3d_session;
+
+/* Zeroes s and sets the sizes to -1. */
+void s3d_session_init(s3d_session *s);
+/*
+ * Versioned text encoding shared by the index and the S3 session marker
+ * (one "name=value" line per field, values percent-encoded). decode is
+ * strict: unknown version, missing uuid, bad numbers, an oversized value or
+ * malformed escapes give S3D_E_PROTOCOL and leave *out unspecified.
+ */
+int s3d_session_encode(const s3d_session *s, s3d_buf *out);
+int s3d_session_decode(const uint8_t *p, size_t n, s3d_session *out);
+
+/* ------------------------------------------------------------------------ */
+/* Session index (session_index.c): the only module that calls mdb_*.       */
+/* Node-local: S3 stays the source of truth (see the session marker).       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct s3d_index_config {
+	const char *path;    /* directory, created (0700) when missing */
+	size_t map_size;     /* initial map size; default 64 MiB; grows when full */
+	int no_sync;         /* 1 = commits are not fsynced (tests only) */
+} s3d_index_config;
+
+typedef struct s3d_index s3d_index;
+
+/* S3D_E_STORE (LMDB's message in err->message) or S3D_E_IO on failure. */
+int s3d_index_open(const s3d_index_config *cfg, s3d_index **out, s3d_error *err);
+void s3d_index_close(s3d_index *ix);
+
+/* S3D_E_NOTFOUND when uuid has no record. */
+int s3d_index_get(s3d_index *ix, const char *uuid, s3d_session *out, s3d_error *err);
+
+/* In a from_mask: the record may be absent. */
+#define S3D_INDEX_ABSENT 1u
+#define S3D_INDEX_ANY 0xffffffffu
+/*
+ * Stores s (keyed by s->uuid) when no record exists and from_mask has
+ * S3D_INDEX_ABSENT, or when the stored record's status bit is in from_mask.
+ * Otherwise S3D_E_CONFLICT, with the stored record copied to current (may be
+ * NULL). Durable when it returns S3D_OK (unless no_sync): concurrent callers
+ * share one commit (group commit).
+ */
+int s3d_index_put(s3d_index *ix, const s3d_session *s, unsigned from_mask,
+		  s3d_session *current, s3d_error *err);
+/* S3D_E_NOTFOUND when absent. */
+int s3d_index_delete(s3d_index *ix, const char *uuid, s3d_error *err);
+
+/* Called with a copy of each record; return non-zero to stop. */
+typedef int (*s3d_session_fn)(void *ud, const s3d_session *s);
+/* Every record, in uuid order. fn runs outside any LMDB transaction. */
+int s3d_index_scan(s3d_index *ix, s3d_session_fn fn, void *ud, s3d_error *err);
+/* Records with expires <= now and a status in status_mask, oldest first. */
+int s3d_index_scan_expired(s3d_index *ix, int64_t now, unsigned status_mask,
+			   s3d_session_fn fn, void *ud, s3d_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Presigned upload service (service.c, presign.c, finalize.c, sweep.c)     */
+/*                                                                          */
+/* What the registry middleware calls: every step of a presigned upload     */
+/* session, each one call. Error codes map to the OCI API as follows:       */
+/*   S3D_E_NOTFOUND    404 BLOB_UPLOAD_UNKNOWN (unknown, other repository)  */
+/*   S3D_E_EXPIRED     410 BLOB_UPLOAD_INVALID ("session expired")          */
+/*   S3D_E_STATE       400 BLOB_UPLOAD_INVALID                              */
+/*   S3D_E_CONFLICT    409 BLOB_UPLOAD_INVALID (concurrent finalize/upload) */
+/*   S3D_E_DIGEST      400 DIGEST_INVALID                                   */
+/*   S3D_E_UNSUPPORTED 400 UNSUPPORTED                                      */
+/*   S3D_E_QUOTA       403 DENIED (err->message names the quota)            */
+/*   S3D_E_INVAL       400 BLOB_UPLOAD_INVALID / SIZE_INVALID               */
+/*   anything else     500 / 502 with the S3 detail                         */
+/* err->message always carries a sentence for the client.                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct s3d_service_config {
+	s3d_index_config index;
+	int64_t url_expires;    /* presigned URL lifetime, s; default 3600, max 604800 */
+	int64_t session_ttl;    /* session lifetime from creation, s; default 86400 */
+	int64_t max_blob_size;  /* bytes; 0 = no limit */
+	int64_t repo_quota;     /* bytes of blobs linked per repository; 0 = none */
+	int64_t part_size;      /* multipart part size when the size is not declared;
+				   default 64 MiB (grown to fit 10,000 parts) */
+	s3d_verify_config verify; /* streaming verification at finalize */
+	int64_t finalize_stale; /* a FINALIZING session older than this (s) may be
+				   taken over; default 900 */
+} s3d_service_config;
+
+typedef struct s3d_service s3d_service;
+
+/* Borrows d (must outlive the service); opens the index. */
+int s3d_service_new(s3d_driver *d, const s3d_service_config *cfg,
+		    s3d_service **out, s3d_error *err);
+void s3d_service_free(s3d_service *svc);
+s3d_index *s3d_service_index(s3d_service *svc);
+
+/*
+ * The session uuid of repo, from the index or (another process opened it)
+ * from its S3 marker, which is then cached in the index. S3D_E_NOTFOUND when
+ * uuid is not a presigned session of repo (a stock upload, or none).
+ */
+int s3d_service_lookup(s3d_service *svc, const char *repo, const char *uuid,
+		       s3d_session *out, s3d_error *err);
+
+typedef struct s3d_presign_request {
+	const char *repo;
+	const char *uuid;
+	const char *user;       /* may be NULL */
+	const char *digest;     /* declared "sha256:<hex>", or NULL */
+	int64_t size;           /* declared size, or -1 */
+	int multipart;          /* 0: one PUT URL; 1: part URLs */
+	int first_part;         /* multipart: 1..10000 (0 = 1) */
+	int parts;              /* multipart: how many URLs, >= 1 */
+	time_t now;             /* 0 = time(NULL) */
+} s3d_presign_request;
+
+typedef struct s3d_presign_result {
+	s3d_buf url;            /* single PUT URL */
+	s3d_buf headers;        /* headers to send: "name\0value\0" pairs */
+	size_t nheaders;
+	s3d_buf part_urls;      /* multipart: nparts NUL-terminated URLs */
+	int first_part;
+	int nparts;
+	int64_t part_size;
+	int64_t expires_at;     /* unix seconds, when the URLs expire */
+	s3d_session session;    /* the session after the call */
+} s3d_presign_result;
+
+void s3d_presign_result_init(s3d_presign_result *r);
+void s3d_presign_result_cleanup(s3d_presign_result *r);
+
+/*
+ * Opens the session on its first call (the stock upload must exist under
+ * repo with no PATCH data: S3D_E_NOTFOUND / S3D_E_STATE otherwise; declared
+ * size checked against the quotas), then returns fresh URLs. A declared
+ * digest is signed into a single PUT as x-amz-checksum-sha256 and, when no
+ * quota needs the size checked first or the size is declared, the URL
+ * points at the blob's content-addressed key. Every call is committed to the
+ * index before it returns.
+ */
+int s3d_service_presign(s3d_service *svc, const s3d_presign_request *rq,
+			s3d_presign_result *out, s3d_error *err);
+
+typedef struct s3d_upload_status {
+	s3d_session session;
+	int64_t stored;         /* bytes S3 holds for the session */
+	s3d_part *parts;        /* multipart: the stored parts, ascending */
+	size_t nparts;
+} s3d_upload_status;
+void s3d_upload_status_cleanup(s3d_upload_status *st);
+/* Reads what S3 holds (ListParts or HEAD), never client claims. */
+int s3d_service_status(s3d_service *svc, const char *repo, const char *uuid,
+		       s3d_upload_status *out, s3d_error *err);
+
+enum s3d_verified_by {
+	S3D_VERIFIED_CHECKSUM = 1, /* S3 enforced the declared SHA-256 at upload */
+	S3D_VERIFIED_STREAM,       /* read back and hashed */
+};
+typedef struct s3d_finalize_result {
+	char digest[80];
+	int64_t size;
+	int deduplicated;       /* the blob was already stored: upload dropped */
+	int verified_by;        /* enum s3d_verified_by */
+	int repeated;           /* the session was already completed with digest */
+} s3d_finalize_result;
+
+/*
+ * Completes the session with digest: completes the multipart upload from the
+ * parts S3 holds, verifies the SHA-256, checks sizes and quotas,
+ * deduplicates, places the blob at its content-addressed key (server-side
+ * copy when needed), links it into repo exactly as the stock registry does,
+ * removes the stock upload directory and marks the session completed.
+ * On S3D_E_DIGEST / S3D_E_QUOTA nothing is linked and the uploaded bytes are
+ * removed (never a blob object another repository may use). Exactly one of
+ * concurrent finalizes wins; a repeat after success returns the same result.
+ */
+int s3d_service_finalize(s3d_service *svc, const char *repo, const char *uuid,
+			 const char *digest, time_t now,
+			 s3d_finalize_result *out, s3d_error *err);
+
+/* Aborts the multipart upload, deletes the temp object, the stock upload
+ * directory and the marker; marks the session cancelled. */
+int s3d_service_cancel(s3d_service *svc, const char *repo, const char *uuid,
+		       s3d_error *err);
+
+typedef struct s3d_sweep_stats {
+	int expired;            /* sessions marked expired */
+	int aborted_uploads;    /* multipart uploads aborted */
+	int deleted_objects;    /* temp objects and markers deleted */
+	int errors;             /* steps that failed (retried next sweep) */
+} s3d_sweep_stats;
+/*
+ * Expires every session past its end: from the index and from the S3
+ * markers (sessions of other processes), plus orphan temp objects and
+ * multipart uploads under the private uploads prefix older than the session
+ * TTL. Idempotent; safe to run from several processes at once.
+ */
+int s3d_service_sweep(s3d_service *svc, time_t now, s3d_sweep_stats *st,
+		      s3d_error *err);
+
+/* Bytes of the blobs linked into repo (layer links), read from S3. */
+int s3d_service_repo_usage(s3d_service *svc, const char *repo, int64_t *bytes,
+			   s3d_error *err);
 
 #ifdef __cplusplus
 }
