@@ -966,12 +966,22 @@ int s3d_xml_parse_delete_result(const char *body, size_t len, int *nerrors,
 	}
 	/* bounded: the load refused documents over S3D_XML_MAX_NODES */
 	for (n = elem(root->children); rc == S3D_OK && n; n = elem(n->next)) {
+		s3d_error one;
+
 		if (!is_named(n, "Error"))
 			continue;
-		if (count >= S3D_XML_MAX_ENTRIES)
+		if (count >= S3D_XML_MAX_ENTRIES) {
 			rc = S3D_E_TOOBIG;
-		else if (count++ == 0)
-			rc = fill_error(n, first ? &e : NULL, 1);
+			break;
+		}
+		memset(&one, 0, sizeof(one));
+		rc = fill_error(n, &one, 1);
+		/* a key that is already gone counts as deleted, as AWS reports it
+		 * (some servers answer NoSuchKey when a concurrent delete won) */
+		if (rc != S3D_OK || strcmp(one.code, "NoSuchKey") == 0)
+			continue;
+		if (count++ == 0 && first)
+			fill_error(n, &e, 1);
 	}
 	if ((rc == S3D_OK || rc == S3D_E_S3) && first)
 		*first = e;

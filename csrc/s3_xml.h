@@ -147,8 +147,9 @@ int s3d_xml_parse_complete(const char *body, size_t len, s3d_obj_info *out,
 			   s3d_error *err);
 
 /*
- * <DeleteResult>: *nerrors receives the number of <Error> entries and first
- * (may be NULL) the first one's Code, Message, and Key as resource
+ * <DeleteResult>: *nerrors receives the number of <Error> entries, not
+ * counting NoSuchKey ones (a key already gone is deleted, as AWS reports
+ * it), and first (may be NULL) the first counted one's Code, Message, and Key as resource
  * (truncated to fit). A top-level <Error> body fills first likewise and
  * returns S3D_E_S3 (*nerrors untouched).
  */

@@ -1095,6 +1095,28 @@ static void test_delete_result(void)
 	n = -1;
 	T_EQ_INT(S3D_OK, s3d_xml_parse_delete_result(errors, strlen(errors), &n, NULL));
 	T_EQ_INT(2, n);
+	/* NoSuchKey: gone already, counts as deleted; the next error is first */
+	{
+		static const char gone[] =
+			XML_DECL "<DeleteResult" NS_ATTR ">\n"
+			"  <Error><Key>x</Key><Code>NoSuchKey</Code><Message>gone</Message></Error>\n"
+			"  <Error><Key>y</Key><Code>AccessDenied</Code><Message>no</Message></Error>\n"
+			"</DeleteResult>";
+		static const char only_gone[] =
+			XML_DECL "<DeleteResult" NS_ATTR ">"
+			"<Error><Key>x</Key><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+			"</DeleteResult>";
+
+		s3d_error_clear(&first);
+		T_EQ_INT(S3D_OK, s3d_xml_parse_delete_result(gone, strlen(gone), &n, &first));
+		T_EQ_INT(1, n);
+		T_EQ_STR("AccessDenied", first.code);
+		T_EQ_STR("y", first.resource);
+		s3d_error_clear(&first);
+		T_EQ_INT(S3D_OK, s3d_xml_parse_delete_result(only_gone, strlen(only_gone), &n, &first));
+		T_EQ_INT(0, n);
+		T_EQ_STR("", first.code);
+	}
 
 	/* the whole request refused */
 	s3d_error_clear(&first);
