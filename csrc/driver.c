@@ -642,6 +642,17 @@ static int multipart_copy(s3d_driver *d, const char *src, const char *dst, int64
  * recursive Delete (also removing src + "/..."); only the moved object goes
  * here. A move onto itself is a no-op (copy-then-delete would lose it).
  */
+int s3d_driver_copy_key(s3d_driver *d, const char *src, const char *dst, int64_t size,
+			s3d_error *err)
+{
+	if (!d || !src || !dst || size < 0)
+		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
+	if (size <= d->cfg.copy_threshold)
+		return s3d_copy_object(d->client, d->bucket, src, d->bucket, dst,
+				       s3d_driver_put_opts(d), NULL, err);
+	return multipart_copy(d, src, dst, size, err);
+}
+
 int s3d_driver_move(s3d_driver *d, const char *src, const char *dst, s3d_error *err)
 {
 	s3d_buf skey, dkey;

@@ -31,5 +31,13 @@ int s3d_driver_path_of(const s3d_driver *d, const char *key, size_t keylen, s3d_
 void s3d_driver_mark_tails(s3d_driver *d);
 /* 1 when key lies in the driver's private area (never listed). */
 int s3d_driver_is_private(const s3d_driver *d, const char *key);
+/*
+ * Server-side copy of object key src to key dst (keys, not driver paths:
+ * private keys are allowed), size bytes: one CopyObject up to the copy
+ * threshold, parallel UploadPartCopy beyond. The destination gets the
+ * driver's put options.
+ */
+int s3d_driver_copy_key(s3d_driver *d, const char *src, const char *dst, int64_t size,
+			s3d_error *err);
 
 #endif

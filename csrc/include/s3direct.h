@@ -810,12 +810,16 @@ typedef struct s3d_sweep_stats {
 	int aborted_uploads;    /* multipart uploads aborted */
 	int deleted_objects;    /* temp objects and markers deleted */
 	int errors;             /* steps that failed (retried next sweep) */
+	int pruned;             /* ended sessions dropped from the index (one
+				   session TTL after their end) */
 } s3d_sweep_stats;
 /*
  * Expires every session past its end: from the index and from the S3
  * markers (sessions of other processes), plus orphan temp objects and
  * multipart uploads under the private uploads prefix older than the session
- * TTL. Idempotent; safe to run from several processes at once.
+ * TTL. Records of sessions that ended are kept in the index for one more
+ * session TTL (repeat finalizes, `s3d sessions`), then dropped. Idempotent;
+ * safe to run from several processes at once.
  */
 int s3d_service_sweep(s3d_service *svc, time_t now, s3d_sweep_stats *st,
 		      s3d_error *err);

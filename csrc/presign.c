@@ -1,0 +1,775 @@
+/*
+ * Presigned upload sessions: presign (open a session, hand out fresh URLs),
+ * status (what S3 holds) and cancel. The record lives in the index and, for
+ * other processes, in the S3 session marker (service.c).
+ *
+ * A presign call runs: check the request, find or create the session, open
+ * its multipart upload once (multipart mode), commit the record to the
+ * index, sign the URLs. A concurrent change seen at the commit makes the
+ * call start over once.
+ */
+#include "service.h"
+
+#include "buf.h"
+#include "err.h"
+#include "upload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define URL_MAX (16u * 1024u)
+#define HEADERS_MAX (8u * 1024u)
+#define PART_URLS_MAX ((size_t)S3D_SVC_MAX_PART_URLS * URL_MAX)
+#define KEY_BUF_MAX 2048
+#define MiB (1024ll * 1024)
+#define MAX_PART_SIZE (5ll * 1024 * MiB)  /* S3's UploadPart and single PUT limit */
+#define PRESIGN_ATTEMPTS 2
+
+void s3d_presign_result_init(s3d_presign_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	s3d_buf_init(&r->url, URL_MAX);
+	s3d_buf_init(&r->headers, HEADERS_MAX);
+	s3d_buf_init(&r->part_urls, PART_URLS_MAX);
+	s3d_session_init(&r->session);
+}
+
+void s3d_presign_result_cleanup(s3d_presign_result *r)
+{
+	if (!r)
+		return;
+	s3d_buf_cleanup(&r->url);
+	s3d_buf_cleanup(&r->headers);
+	s3d_buf_cleanup(&r->part_urls);
+}
+
+void s3d_upload_status_cleanup(s3d_upload_status *st)
+{
+	if (!st)
+		return;
+	free(st->parts);
+	st->parts = NULL;
+	st->nparts = 0;
+}
+
+static time_t now_of(time_t now)
+{
+	return now ? now : time(NULL);
+}
+
+/* ------------------------------------------------------------- requests */
+
+/* A presign request after its checks: digest "" when none declared. */
+struct preq {
+	const s3d_presign_request *rq;
+	const char *digest;
+	uint8_t raw[32];
+	int first, count;
+	time_t now;
+};
+
+static int check_parts(const s3d_presign_request *rq, struct preq *p, s3d_error *err)
+{
+	p->first = rq->first_part ? rq->first_part : 1;
+	p->count = rq->parts;
+	if (p->count < 1 || p->count > S3D_SVC_MAX_PART_URLS)
+		return s3d_err_set(err, S3D_E_INVAL, "parts must be 1 to %d", S3D_SVC_MAX_PART_URLS);
+	if (p->first < 1 || p->first > S3D_SVC_MAX_PARTS)
+		return s3d_err_set(err, S3D_E_INVAL, "first_part must be 1 to %d", S3D_SVC_MAX_PARTS);
+	if (p->first - 1 + p->count > S3D_SVC_MAX_PARTS)
+		return s3d_err_set(err, S3D_E_INVAL, "part numbers end at %d", S3D_SVC_MAX_PARTS);
+	/* parts beyond what a declared size needs would only invite a bad upload */
+	return S3D_OK;
+}
+
+static int check_request(const s3d_presign_request *rq, struct preq *p, s3d_error *err)
+{
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->rq = rq;
+	p->now = now_of(rq->now);
+	rc = s3d_svc_check_repo(rq->repo, err);
+	if (rc != S3D_OK)
+		return rc;
+	if (s3d_svc_check_uuid(rq->uuid, err) != S3D_OK)
+		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown");
+	p->digest = rq->digest ? rq->digest : "";
+	if (*p->digest && (rc = s3d_svc_parse_digest(p->digest, p->raw, err)) != S3D_OK)
+		return rc;
+	if (rq->size < -1)
+		return s3d_err_set(err, S3D_E_INVAL, "invalid size %lld", (long long)rq->size);
+	if (!rq->multipart && rq->size > MAX_PART_SIZE)
+		return s3d_err_set(err, S3D_E_INVAL,
+				   "a single PUT takes at most 5 GiB: presign parts instead");
+	if (rq->multipart && rq->size > MAX_PART_SIZE * S3D_SVC_MAX_PARTS)
+		return s3d_err_set(err, S3D_E_INVAL, "size too large for %d parts",
+				   S3D_SVC_MAX_PARTS);
+	return rq->multipart ? check_parts(rq, p, err) : S3D_OK;
+}
+
+/* ---------------------------------------------------------- new session */
+
+static int exists_sized(s3d_service *svc, const char *key, int *yes, s3d_error *err)
+{
+	s3d_obj_info info;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	rc = s3d_head_object(svc->d->client, svc->d->bucket, key, 0, &info, err);
+	if (rc == S3D_E_NOTFOUND)
+		return S3D_OK;
+	if (rc == S3D_OK && info.size != 0)
+		*yes = 1;
+	return rc;
+}
+
+static int count_entry(void *ud, const s3d_list_entry *e)
+{
+	(void)e;
+	(*(int *)ud)++;
+	return 0;
+}
+
+struct part_probe {
+	s3d_service *svc;
+	const char *key;
+	int found;
+	int rc;
+	s3d_error *err;
+};
+
+/* An upload of exactly the key with at least one part holds PATCH bytes. */
+static int probe_upload(void *ud, const s3d_list_entry *e)
+{
+	struct part_probe *p = ud;
+	s3d_list_opts o;
+	int n = 0;
+
+	if (e->kind != S3D_ENTRY_UPLOAD || strcmp(e->key, p->key) != 0)
+		return 0;
+	memset(&o, 0, sizeof(o));
+	o.max_keys = 1;
+	o.single_page = 1;
+	p->rc = s3d_list_parts(p->svc->d->client, p->svc->d->bucket, e->key, e->upload_id, &o,
+			       count_entry, &n, p->err);
+	if (p->rc == S3D_E_NOTFOUND) /* aborted meanwhile */
+		p->rc = S3D_OK;
+	p->found = n > 0;
+	return p->found || p->rc != S3D_OK;
+}
+
+/*
+ * Whether the stock upload's data file received bytes, read-only:
+ * s3d_writer_open(append) is not (it aborts stray uploads, deletes stale
+ * tails and turns a committed object of 5 MiB or more into a new multipart
+ * upload that s3d_writer_free would leave behind). The writer's state is
+ * upload.h's: parts of an upload of the key, a tail object, or the object.
+ */
+static int has_patch_data(s3d_service *svc, const char *repo, const char *uuid, int *yes,
+			  s3d_error *err)
+{
+	struct part_probe p;
+	s3d_list_opts o;
+	s3d_buf path, key, tail;
+	int rc;
+
+	*yes = 0;
+	s3d_buf_init(&path, KEY_BUF_MAX);
+	s3d_buf_init(&key, KEY_BUF_MAX);
+	s3d_buf_init(&tail, KEY_BUF_MAX);
+	rc = s3d_svc_upload_dir(repo, uuid, &path);
+	if (rc == S3D_OK)
+		rc = s3d_buf_appendz(&path, "/data");
+	if (rc == S3D_OK)
+		rc = s3d_driver_key(svc->d, s3d_buf_str(&path), &key);
+	if (rc == S3D_OK)
+		rc = s3d_upload_tail_key(svc->d, s3d_buf_str(&key), &tail);
+	if (rc != S3D_OK) {
+		s3d_err_set(err, rc, "cannot name the upload's data");
+		goto out;
+	}
+	memset(&p, 0, sizeof(p));
+	p.svc = svc;
+	p.key = s3d_buf_str(&key);
+	p.err = err;
+	memset(&o, 0, sizeof(o));
+	o.prefix = p.key;
+	rc = s3d_list_multipart_uploads(svc->d->client, svc->d->bucket, &o, probe_upload, &p, err);
+	if (rc == S3D_OK)
+		rc = p.rc;
+	*yes = p.found;
+	if (rc == S3D_OK && !*yes)
+		rc = exists_sized(svc, s3d_buf_str(&tail), yes, err);
+	if (rc == S3D_OK && !*yes)
+		rc = exists_sized(svc, s3d_buf_str(&key), yes, err);
+out:
+	s3d_buf_cleanup(&tail);
+	s3d_buf_cleanup(&key);
+	s3d_buf_cleanup(&path);
+	return rc;
+}
+
+/* The stock upload exists under repo and has received no PATCH data. */
+static int check_stock_upload(s3d_service *svc, const char *repo, const char *uuid,
+			      s3d_error *err)
+{
+	s3d_stat st;
+	s3d_buf path;
+	int rc, data = 0;
+
+	s3d_buf_init(&path, KEY_BUF_MAX);
+	rc = s3d_svc_startedat_path(repo, uuid, &path);
+	if (rc == S3D_OK)
+		rc = s3d_driver_stat(svc->d, s3d_buf_str(&path), &st, err);
+	if (rc == S3D_OK && st.is_dir)
+		rc = S3D_E_NOTFOUND;
+	if (rc == S3D_E_NOTFOUND)
+		rc = s3d_err_set(err, rc, "upload unknown");
+	if (rc == S3D_OK)
+		rc = has_patch_data(svc, repo, uuid, &data, err);
+	if (rc == S3D_OK && data)
+		rc = s3d_err_set(err, S3D_E_STATE,
+				 "upload already received data through PATCH; "
+				 "presigning is only for fresh sessions");
+	s3d_buf_cleanup(&path);
+	return rc;
+}
+
+static int check_quotas(s3d_service *svc, const char *repo, int64_t size, s3d_error *err)
+{
+	int64_t used = 0, add = size > 0 ? size : 0;
+	int rc;
+
+	if (svc->cfg.max_blob_size > 0 && size > svc->cfg.max_blob_size)
+		return s3d_err_set(err, S3D_E_QUOTA,
+				   "declared size %lld exceeds maxblobsize (%lld bytes)",
+				   (long long)size, (long long)svc->cfg.max_blob_size);
+	if (svc->cfg.repo_quota <= 0)
+		return S3D_OK;
+	rc = s3d_service_repo_usage(svc, repo, &used, err);
+	if (rc != S3D_OK)
+		return rc;
+	if (used > svc->cfg.repo_quota - add)
+		return s3d_err_set(err, S3D_E_QUOTA,
+				   "repository %s would exceed repoquota (%lld of %lld bytes used)",
+				   repo, (long long)used, (long long)svc->cfg.repo_quota);
+	return S3D_OK;
+}
+
+static int fill_record(s3d_service *svc, const struct preq *p, s3d_session *s, s3d_error *err)
+{
+	const s3d_presign_request *rq = p->rq;
+	const char *user = rq->user ? rq->user : "";
+	s3d_buf key;
+	int rc;
+
+	s3d_session_init(s);
+	s->status = S3D_SESSION_PENDING;
+	s->mode = rq->multipart ? S3D_MODE_MULTIPART : S3D_MODE_SINGLE;
+	s->direct = !rq->multipart && *p->digest &&
+		    (rq->size >= 0 || (svc->cfg.max_blob_size == 0 && svc->cfg.repo_quota == 0));
+	s->declared_size = rq->size;
+	s->created = s->updated = (int64_t)p->now;
+	s->expires = (int64_t)p->now + svc->cfg.session_ttl;
+	s3d_buf_init(&key, KEY_BUF_MAX);
+	rc = s->direct ? s3d_svc_blob_key(svc, p->digest, &key)
+		       : s3d_svc_temp_key(svc, rq->uuid, &key);
+	if (rc == S3D_OK)
+		rc = s3d_strlcpy(s->key, sizeof(s->key), s3d_buf_str(&key), key.len);
+	if (rc == S3D_OK)
+		rc = s3d_strlcpy(s->uuid, sizeof(s->uuid), rq->uuid, strlen(rq->uuid));
+	if (rc == S3D_OK)
+		rc = s3d_strlcpy(s->repo, sizeof(s->repo), rq->repo, strlen(rq->repo));
+	if (rc == S3D_OK)
+		rc = s3d_strlcpy(s->declared_digest, sizeof(s->declared_digest), p->digest,
+				 strlen(p->digest));
+	if (rc == S3D_OK && s3d_strlcpy(s->user, sizeof(s->user), user, strlen(user)) != S3D_OK)
+		rc = s3d_err_set(err, S3D_E_INVAL, "user name too long");
+	else if (rc != S3D_OK)
+		s3d_err_set(err, rc, "session key or name too long");
+	s3d_buf_cleanup(&key);
+	return rc;
+}
+
+/* First presign of a stock upload. CONFLICT: created concurrently, *s then
+ * holds the winner's record. */
+static int create_session(s3d_service *svc, const struct preq *p, s3d_session *s,
+			  s3d_error *err)
+{
+	s3d_session cur;
+	int rc = check_stock_upload(svc, p->rq->repo, p->rq->uuid, err);
+
+	if (rc == S3D_OK)
+		rc = check_quotas(svc, p->rq->repo, p->rq->size, err);
+	if (rc == S3D_OK)
+		rc = fill_record(svc, p, s, err);
+	if (rc == S3D_OK)
+		rc = s3d_svc_save(svc, s, S3D_INDEX_ABSENT, 1, &cur, err);
+	if (rc == S3D_E_CONFLICT)
+		*s = cur;
+	return rc;
+}
+
+/* ----------------------------------------------------- existing session */
+
+static const char *mode_name(int mode)
+{
+	return mode == S3D_MODE_MULTIPART ? "multipart" : "a single PUT";
+}
+
+/* The record allows this presign: open, same repository, mode, digest, size.
+ * An omitted digest or size means "as opened". */
+static int check_existing(const struct preq *p, const s3d_session *s, s3d_error *err)
+{
+	const s3d_presign_request *rq = p->rq;
+	int want_mode = rq->multipart ? S3D_MODE_MULTIPART : S3D_MODE_SINGLE;
+
+	if (strcmp(s->repo, rq->repo) != 0)
+		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown");
+	switch (s->status) {
+	case S3D_SESSION_COMPLETED:
+	case S3D_SESSION_CANCELLED:
+	case S3D_SESSION_FAILED:
+		/* as status, cancel and finalize say, and as every other process
+		 * says once the stock upload and the marker are gone */
+		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
+				   s3d_session_status_name(s->status));
+	case S3D_SESSION_EXPIRED:
+		return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
+	default:
+		break;
+	}
+	if ((int64_t)p->now >= s->expires)
+		return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
+	if (s->status == S3D_SESSION_FINALIZING)
+		return s3d_err_set(err, S3D_E_CONFLICT, "the upload session is being finalized");
+	if (s->status != S3D_SESSION_PENDING && s->status != S3D_SESSION_UPLOADING)
+		return s3d_err_set(err, S3D_E_STATE, "the upload session is in an unknown state");
+	if (s->mode != want_mode)
+		return s3d_err_set(err, S3D_E_STATE, "the session was opened for %s",
+				   mode_name(s->mode));
+	if (*p->digest && strcmp(p->digest, s->declared_digest) != 0)
+		return s3d_err_set(err, S3D_E_STATE, "the session was opened with digest \"%s\"",
+				   s->declared_digest);
+	if (rq->size >= 0 && rq->size != s->declared_size)
+		return s3d_err_set(err, S3D_E_STATE, "the session was opened with size %lld",
+				   (long long)s->declared_size);
+	return S3D_OK;
+}
+
+/* ------------------------------------------------------------ multipart */
+
+static int64_t round_mib(int64_t n)
+{
+	return (n + MiB - 1) / MiB * MiB;
+}
+
+static int64_t part_size_for(const s3d_service *svc, int64_t size)
+{
+	int64_t ps = round_mib(svc->cfg.part_size), need;
+
+	if (size > 0) {
+		need = round_mib((size + S3D_SVC_MAX_PARTS - 1) / S3D_SVC_MAX_PARTS);
+		if (need > ps)
+			ps = need;
+	}
+	return ps > MAX_PART_SIZE ? MAX_PART_SIZE : ps;
+}
+
+static void abort_quietly(s3d_service *svc, const char *key, const char *upload_id)
+{
+	s3d_error e;
+
+	s3d_error_clear(&e);
+	s3d_abort_multipart(svc->d->client, svc->d->bucket, key, upload_id, &e);
+}
+
+/* Opens the session's multipart upload (PENDING -> UPLOADING). A lost race
+ * with a concurrent presign aborts ours and takes the winner's record. */
+static int open_multipart(s3d_service *svc, const struct preq *p, s3d_session *s,
+			  s3d_error *err)
+{
+	s3d_session next = *s, cur;
+	s3d_buf id;
+	int rc;
+
+	s3d_buf_init(&id, sizeof(s->upload_id) - 1);
+	rc = s3d_create_multipart(svc->d->client, svc->d->bucket, s->key,
+				  s3d_driver_put_opts(svc->d), &id, err);
+	if (rc == S3D_E_TOOBIG)
+		rc = s3d_err_set(err, rc, "multipart upload id too long");
+	if (rc != S3D_OK)
+		goto out;
+	memcpy(next.upload_id, id.ptr, id.len + 1);
+	next.part_size = part_size_for(svc, s->declared_size);
+	next.status = S3D_SESSION_UPLOADING;
+	next.updated = (int64_t)p->now;
+	rc = s3d_svc_save(svc, &next, S3D_SESSION_BIT(S3D_SESSION_PENDING), 1, &cur, err);
+	/* a lookup may have copied our own marker into the index between the
+	 * two writes: that is our upload, not a concurrent one */
+	if (rc == S3D_E_CONFLICT && cur.status == S3D_SESSION_UPLOADING &&
+	    strcmp(cur.upload_id, next.upload_id) == 0)
+		rc = S3D_OK;
+	if (rc != S3D_OK && !(rc == S3D_E_CONFLICT && strcmp(cur.upload_id, next.upload_id) == 0))
+		abort_quietly(svc, s->key, s3d_buf_str(&id));
+	if (rc == S3D_OK) {
+		*s = next;
+	} else if (rc == S3D_E_CONFLICT) {
+		*s = cur;
+		rc = check_existing(p, s, err);
+		if (rc == S3D_OK && (s->status != S3D_SESSION_UPLOADING || !s->upload_id[0]))
+			rc = s3d_err_set(err, S3D_E_CONFLICT, "the upload session changed concurrently");
+	}
+out:
+	s3d_buf_cleanup(&id);
+	return rc;
+}
+
+/* -------------------------------------------------------------- signing */
+
+static int add_header(s3d_presign_result *out, s3d_kv *h, size_t *n, const char *name,
+		      const char *value)
+{
+	int rc;
+
+	if (!value || !*value)
+		return S3D_OK;
+	h[*n].name = name;
+	h[(*n)++].value = value;
+	rc = s3d_buf_append(&out->headers, name, strlen(name) + 1);
+	if (rc == S3D_OK)
+		rc = s3d_buf_append(&out->headers, value, strlen(value) + 1);
+	if (rc == S3D_OK)
+		out->nheaders++;
+	return rc;
+}
+
+/* One PUT: the headers the client must send are signed into the URL. The
+ * driver's storage class, ACL and encryption apply to this object too. */
+static int sign_single(s3d_service *svc, const s3d_session *s, time_t now, int64_t life,
+		       s3d_presign_result *out)
+{
+	const s3d_put_opts *po = s3d_driver_put_opts(svc->d);
+	char b64[48] = "", len[24] = "", meta[sizeof(S3D_SVC_META_PREFIX) + sizeof(s->uuid)];
+	uint8_t raw[32];
+	s3d_kv h[8];
+	size_t n = 0;
+	int rc = S3D_OK;
+
+	if (s->declared_digest[0] && s3d_svc_parse_digest(s->declared_digest, raw, NULL) == S3D_OK)
+		s3d_svc_b64_sha256(raw, b64);
+	if (s->declared_size >= 0)
+		snprintf(len, sizeof(len), "%lld", (long long)s->declared_size);
+	snprintf(meta, sizeof(meta), "%s%s", S3D_SVC_META_PREFIX, s->uuid);
+	rc = add_header(out, h, &n, "content-length", len);
+	if (rc == S3D_OK)
+		rc = add_header(out, h, &n, "x-amz-checksum-sha256", b64);
+	if (rc == S3D_OK)
+		rc = add_header(out, h, &n, "x-amz-meta-s3direct", meta);
+	if (rc == S3D_OK && po)
+		rc = add_header(out, h, &n, "x-amz-storage-class", po->storage_class);
+	if (rc == S3D_OK && po)
+		rc = add_header(out, h, &n, "x-amz-acl", po->acl);
+	if (rc == S3D_OK && po)
+		rc = add_header(out, h, &n, "x-amz-server-side-encryption", po->sse);
+	if (rc == S3D_OK && po)
+		rc = add_header(out, h, &n, "x-amz-server-side-encryption-aws-kms-key-id",
+				po->sse_kms_key_id);
+	if (rc == S3D_OK)
+		rc = s3d_client_presign(svc->d->client, "PUT", svc->d->bucket, s->key, h, n, now,
+					life, &out->url);
+	return rc;
+}
+
+/* UploadPart URLs: no signed header, the client sends just the body. */
+static int sign_parts(s3d_service *svc, const s3d_session *s, const struct preq *p,
+		      int64_t life, s3d_presign_result *out)
+{
+	char num[16];
+	s3d_kv q[2] = { { "partNumber", num }, { "uploadId", s->upload_id } };
+	int i, rc = S3D_OK;
+
+	for (i = 0; rc == S3D_OK && i < p->count; i++) {
+		snprintf(num, sizeof(num), "%d", p->first + i);
+		rc = s3d_client_presign_query(svc->d->client, "PUT", svc->d->bucket, s->key, q, 2,
+					      NULL, 0, p->now, life, &out->part_urls);
+		if (rc == S3D_OK)
+			rc = s3d_buf_appendc(&out->part_urls, 0);
+	}
+	if (rc == S3D_OK) {
+		out->first_part = p->first;
+		out->nparts = p->count;
+		out->part_size = s->part_size;
+	}
+	return rc;
+}
+
+static void reset_result(s3d_presign_result *out)
+{
+	s3d_buf_reset(&out->url);
+	s3d_buf_reset(&out->headers);
+	s3d_buf_reset(&out->part_urls);
+	out->nheaders = 0;
+	out->first_part = out->nparts = 0;
+	out->part_size = 0;
+	out->expires_at = 0;
+}
+
+static int sign_urls(s3d_service *svc, const s3d_session *s, const struct preq *p,
+		     s3d_presign_result *out, s3d_error *err)
+{
+	int64_t life = svc->cfg.url_expires;
+	int rc;
+
+	if (s->expires - (int64_t)p->now < life)
+		life = s->expires - (int64_t)p->now;
+	if (life < S3D_PRESIGN_MIN_EXPIRES)
+		return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
+	reset_result(out);
+	rc = s->mode == S3D_MODE_MULTIPART ? sign_parts(svc, s, p, life, out)
+					   : sign_single(svc, s, p->now, life, out);
+	if (rc != S3D_OK)
+		return s3d_err_set(err, rc, "cannot sign the upload URLs");
+	out->expires_at = (int64_t)p->now + life;
+	out->session = *s;
+	return S3D_OK;
+}
+
+/* -------------------------------------------------------------- presign */
+
+/* An open record of the index may be stale: another process may have opened
+ * the multipart upload, cancelled, finalized or expired the session since.
+ * The marker says (one small GET); a terminal record is final as it is. */
+static int lookup_current(s3d_service *svc, const char *repo, const char *uuid,
+			  s3d_session *s, s3d_error *err)
+{
+	return s3d_svc_lookup(svc, repo, uuid, 1, s, err);
+}
+
+/*
+ * Finds or creates the session, opens its upload, commits it to the index.
+ * *retry: the commit lost to a concurrent change (worth one more look).
+ */
+static int presign_once(s3d_service *svc, const struct preq *p, s3d_session *s,
+			int *retry, s3d_error *err)
+{
+	int rc = lookup_current(svc, p->rq->repo, p->rq->uuid, s, err);
+	int saved = 0;
+
+	*retry = 0;
+	if (rc == S3D_E_NOTFOUND) {
+		rc = create_session(svc, p, s, err);
+		saved = rc == S3D_OK;
+		if (rc == S3D_E_CONFLICT)
+			rc = check_existing(p, s, err);
+	} else if (rc == S3D_OK) {
+		rc = check_existing(p, s, err);
+	}
+	if (rc == S3D_OK && s->mode == S3D_MODE_MULTIPART && !s->upload_id[0]) {
+		rc = open_multipart(svc, p, s, err);
+		saved = rc == S3D_OK;
+	}
+	if (rc == S3D_OK && !saved) {
+		/* each presign is a durable commit; no marker rewrite on a refresh */
+		s->updated = (int64_t)p->now;
+		rc = s3d_index_put(svc->ix, s, S3D_SESSION_BIT(s->status), NULL, err);
+		*retry = rc == S3D_E_CONFLICT;
+	}
+	return rc;
+}
+
+int s3d_service_presign(s3d_service *svc, const s3d_presign_request *rq,
+			s3d_presign_result *out, s3d_error *err)
+{
+	struct preq p;
+	s3d_session s;
+	int rc, attempt, retry = 1;
+
+	if (!svc || !rq || !out)
+		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
+	rc = check_request(rq, &p, err);
+	for (attempt = 0; rc == S3D_OK && retry && attempt < PRESIGN_ATTEMPTS; attempt++)
+		rc = presign_once(svc, &p, &s, &retry, err);
+	if (rc == S3D_E_CONFLICT && retry)
+		s3d_err_set(err, rc, "the upload session changed concurrently; try again");
+	if (rc == S3D_OK)
+		rc = sign_urls(svc, &s, &p, out, err);
+	return rc;
+}
+
+/* --------------------------------------------------------------- status */
+
+struct part_list {
+	s3d_part *v;
+	size_t n, cap;
+	int rc;
+};
+
+static int collect_part(void *ud, const s3d_list_entry *e)
+{
+	struct part_list *l = ud;
+	s3d_part *p;
+
+	if (e->kind != S3D_ENTRY_PART)
+		return 0;
+	if (l->n == S3D_SVC_MAX_PARTS) {
+		l->rc = S3D_E_PROTOCOL;
+		return 1;
+	}
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 16;
+
+		if (ncap > S3D_SVC_MAX_PARTS)
+			ncap = S3D_SVC_MAX_PARTS;
+		p = realloc(l->v, ncap * sizeof(*p));
+		if (!p) {
+			l->rc = S3D_E_NOMEM;
+			return 1;
+		}
+		l->v = p;
+		l->cap = ncap;
+	}
+	p = &l->v[l->n++];
+	memset(p, 0, sizeof(*p));
+	p->number = e->part_number;
+	p->size = e->size;
+	p->last_modified = e->last_modified;
+	snprintf(p->etag, sizeof(p->etag), "%s", e->etag ? e->etag : "");
+	snprintf(p->checksum_sha256, sizeof(p->checksum_sha256), "%s",
+		 e->checksum_sha256 ? e->checksum_sha256 : "");
+	return 0;
+}
+
+static int part_cmp(const void *a, const void *b)
+{
+	const s3d_part *x = a, *y = b;
+
+	return (x->number > y->number) - (x->number < y->number);
+}
+
+/* The parts S3 holds for the session's upload. An upload gone while the
+ * session is open means it ended elsewhere; during a finalize it is the
+ * completion. */
+static int stored_parts(s3d_service *svc, s3d_upload_status *out, s3d_error *err)
+{
+	const s3d_session *s = &out->session;
+	struct part_list l;
+	size_t i;
+	int rc;
+
+	memset(&l, 0, sizeof(l));
+	rc = s3d_list_parts(svc->d->client, svc->d->bucket, s->key, s->upload_id, NULL,
+			    collect_part, &l, err);
+	if (rc == S3D_OK && l.rc != S3D_OK)
+		rc = s3d_err_set(err, l.rc, "%s", l.rc == S3D_E_NOMEM ? "out of memory"
+							    : "more than 10000 parts listed");
+	if (rc == S3D_E_NOTFOUND && s->status == S3D_SESSION_FINALIZING) {
+		l.n = 0;
+		rc = S3D_OK;
+	} else if (rc == S3D_E_NOTFOUND)
+		s3d_err_set(err, rc, "upload session %s ended", s->uuid);
+	if (rc != S3D_OK) {
+		free(l.v);
+		return rc;
+	}
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), part_cmp);
+	for (i = 0; i < l.n; i++)
+		out->stored += l.v[i].size > 0 ? l.v[i].size : 0;
+	out->parts = l.v;
+	out->nparts = l.n;
+	return S3D_OK;
+}
+
+/* The single PUT's object; at a blob's key only when this session wrote it. */
+static int stored_single(s3d_service *svc, s3d_upload_status *out, s3d_error *err)
+{
+	const s3d_session *s = &out->session;
+	char meta[sizeof(S3D_SVC_META_PREFIX) + sizeof(s->uuid)];
+	s3d_obj_info info;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	rc = s3d_head_object(svc->d->client, svc->d->bucket, s->key, 0, &info, err);
+	if (rc == S3D_E_NOTFOUND)
+		return S3D_OK;
+	if (rc != S3D_OK)
+		return rc;
+	snprintf(meta, sizeof(meta), "%s%s", S3D_SVC_META_PREFIX, s->uuid);
+	if (!s->direct || strcmp(info.meta_s3direct, meta) == 0)
+		out->stored = info.size > 0 ? info.size : 0;
+	return S3D_OK;
+}
+
+int s3d_service_status(s3d_service *svc, const char *repo, const char *uuid,
+		       s3d_upload_status *out, s3d_error *err)
+{
+	s3d_session *s;
+	int rc;
+
+	if (!svc || !out)
+		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
+	memset(out, 0, sizeof(*out));
+	s = &out->session;
+	rc = s3d_svc_check_repo(repo, err);
+	if (rc == S3D_OK)
+		rc = lookup_current(svc, repo, uuid, s, err);
+	if (rc != S3D_OK)
+		return rc;
+	if (S3D_SESSION_BIT(s->status) & S3D_SVC_TERMINAL && s->status != S3D_SESSION_EXPIRED)
+		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
+				   s3d_session_status_name(s->status));
+	if (s->status == S3D_SESSION_EXPIRED || (int64_t)time(NULL) >= s->expires)
+		return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
+	if (s->mode == S3D_MODE_MULTIPART && s->upload_id[0])
+		rc = stored_parts(svc, out, err);
+	else if (s->mode == S3D_MODE_SINGLE)
+		rc = stored_single(svc, out, err);
+	return rc;
+}
+
+/* --------------------------------------------------------------- cancel */
+
+/*
+ * The index is claimed first (open -> CANCELLED): a finalize that takes the
+ * session meanwhile makes the cancel lose, before any byte is touched. A
+ * clean-up failing after the claim leaves the marker, which the sweeper
+ * follows once the session's time is up.
+ */
+int s3d_service_cancel(s3d_service *svc, const char *repo, const char *uuid,
+		       s3d_error *err)
+{
+	s3d_session s, next, cur;
+	int rc;
+
+	if (!svc)
+		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
+	rc = s3d_svc_check_repo(repo, err);
+	if (rc == S3D_OK)
+		rc = s3d_svc_lookup(svc, repo, uuid, 1, &s, err);
+	if (rc != S3D_OK)
+		return rc;
+	if (s.status == S3D_SESSION_FINALIZING)
+		return s3d_err_set(err, S3D_E_CONFLICT, "the upload session is being finalized");
+	if (S3D_SESSION_BIT(s.status) & S3D_SVC_TERMINAL)
+		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
+				   s3d_session_status_name(s.status));
+	s3d_session_init(&cur);
+	next = s;
+	next.status = S3D_SESSION_CANCELLED;
+	next.updated = (int64_t)time(NULL);
+	snprintf(next.detail, sizeof(next.detail), "cancelled");
+	rc = s3d_index_put(svc->ix, &next, S3D_SVC_OPEN, &cur, err);
+	if (rc == S3D_E_CONFLICT)
+		return cur.status == S3D_SESSION_FINALIZING
+			       ? s3d_err_set(err, rc, "the upload session is being finalized")
+			       : s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
+					     s3d_session_status_name(cur.status));
+	if (rc == S3D_OK)
+		rc = s3d_svc_discard_bytes(svc, &s, NULL, err);
+	if (rc == S3D_OK)
+		rc = s3d_svc_remove_upload(svc, &s, err);
+	return rc;
+}
