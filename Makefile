@@ -98,10 +98,14 @@ $(BUILD)/s3d: $(BUILD)/obj/s3d.o $(CLI_OBJS) $(BUILD)/libs3direct.a
 # The stock distribution registry plus the s3direct driver (bridge/driver),
 # linked with build/libs3direct.a through cgo (cmd/go relinks when the
 # library changes).
+# cmd/go does not relink when only the library changed: its digest goes in
+# through -X, which does.
+LIBDIGEST_VAR := github.com/s3direct/s3direct/bridge/driver.LibraryDigest
 GO_SRCS = $(shell find bridge -name '*.go' -not -name '*_test.go' 2>/dev/null)
 
 $(BUILD)/registry: $(BUILD)/libs3direct.a $(PUB_HDRS) $(GO_SRCS) go.mod go.sum | deps
-	CGO_ENABLED=1 $(GO) build -o $@ ./bridge/cmd/registry
+	CGO_ENABLED=1 $(GO) build -ldflags "-X $(LIBDIGEST_VAR)=$$(sha256sum $(BUILD)/libs3direct.a | cut -c1-16)" \
+		-o $@ ./bridge/cmd/registry
 
 # --- sanitizer build and tests ---------------------------------------------------
 $(BUILD)/asan/%.o: csrc/%.c | deps
@@ -136,7 +140,7 @@ test-minio: build
 	scripts/minio.sh install
 	tests/with-minio.sh sh -c 'rc=0; \
 		echo "=== test-minio: go test ./bridge/driver/"; \
-		$(GO) test -count=1 ./bridge/driver/ || rc=1; \
+		$(GO) test -count=1 -ldflags "-X $(LIBDIGEST_VAR)=$$(sha256sum $(BUILD)/libs3direct.a | cut -c1-16)" ./bridge/driver/ || rc=1; \
 		echo "=== test-minio: go test -run TestClients/crane ./tests/integration/"; \
 		$(GO) test -count=1 -v -run "^TestClients$$/^crane/" ./tests/integration/ >build/test/minio-crane.log 2>&1 || rc=1; \
 		grep -E "^(ok|FAIL|--- )" build/test/minio-crane.log; \

@@ -55,6 +55,11 @@ const driverName = "s3direct"
 // Version of the C engine this package is linked with.
 var Version = C.GoString(C.s3d_go_version())
 
+// LibraryDigest is the SHA-256 of build/libs3direct.a, set by the Makefile
+// (-ldflags -X): cmd/go does not notice a changed library named in #cgo
+// LDFLAGS, a changed -X value makes it link again.
+var LibraryDigest = "unset"
+
 func init() {
 	factory.Register(driverName, &factoryImpl{})
 }
@@ -181,12 +186,9 @@ func (p *params) clientConfig(cfg *C.s3d_client_config, cs *cstrings) {
 	cfg.retry_deadline_ms = C.long(p.retryDeadline / time.Millisecond)
 }
 
-func newDriver(ctx context.Context, p *params) (*Driver, error) {
-	var cs cstrings
-	defer cs.free()
-
-	var cfg C.s3d_driver_config
-	p.clientConfig(&cfg.client, &cs)
+// driverConfig fills cfg from p; the strings live in cs until cs.free.
+func (p *params) driverConfig(cfg *C.s3d_driver_config, cs *cstrings) {
+	p.clientConfig(&cfg.client, cs)
 	cfg.bucket = cs.str(p.bucket, false)
 	cfg.root = cs.str(p.rootDirectory, false)
 	cfg.put.storage_class = cs.str(p.storageClass, true)
@@ -199,6 +201,14 @@ func newDriver(ctx context.Context, p *params) (*Driver, error) {
 	cfg.copy_part_size = C.int64_t(p.copyChunkSize)
 	cfg.copy_concurrency = C.int(p.copyConcurrency)
 	cfg.redirect_expires = 20 * 60 // s3-aws presigns for 20 minutes
+}
+
+func newDriver(ctx context.Context, p *params) (*Driver, error) {
+	var cs cstrings
+	defer cs.free()
+
+	var cfg C.s3d_driver_config
+	p.driverConfig(&cfg, &cs)
 
 	var cerr C.s3d_error
 	var c *C.s3d_driver
