@@ -58,6 +58,8 @@ struct fin {
 	char meta[sizeof(S3D_SVC_META_PREFIX) + 72];
 	int64_t now;
 	int outcome;
+	char claim_etag[136];    /* the marker this claim wrote */
+	int upload_gone;         /* the multipart upload was completed or aborted before */
 	s3d_finalize_result *out;
 };
 
@@ -308,6 +310,7 @@ static int complete_upload(struct fin *f, s3d_error *err)
 			    add_part, &a, err);
 	if (rc == S3D_E_NOTFOUND) {
 		free(a.v);
+		f->upload_gone = 1;
 		return S3D_OK; /* completed before: the temp object follows */
 	}
 	if (rc == S3D_OK && a.rc != S3D_OK)
@@ -403,6 +406,17 @@ static int finalize_temp(struct fin *f, s3d_error *err)
 		return rc;
 	memset(&info, 0, sizeof(info));
 	rc = s3d_head_object(svc->d->client, svc->d->bucket, f->s.key, 1, &info, err);
+	if (rc == S3D_E_NOTFOUND && (f->upload_gone || f->s.mode == S3D_MODE_MULTIPART)) {
+		/* the multipart upload was completed (maybe by us) and its object
+		 * taken, or aborted, by another request in another process (the
+		 * index is node-local; S3 servers without atomic conditional
+		 * writes let two claims through): its outcome decides */
+		f->outcome = FIN_RETRY;
+		s3d_error_clear(err);
+		return s3d_err_set(err, S3D_E_CONFLICT,
+				   "the upload session is being finalized or cancelled by another "
+				   "request");
+	}
 	if (rc == S3D_E_NOTFOUND) {
 		f->outcome = FIN_RETRY;
 		s3d_error_clear(err);
@@ -461,6 +475,33 @@ static int check_claimable(struct fin *f, const s3d_session *s, int *done, s3d_e
 	return S3D_OK;
 }
 
+/*
+ * The claim across registry processes: the index is node-local, so the
+ * marker is rewritten conditionally on the ETag it had while it still
+ * showed the session open (or a stale claim). Of two processes claiming at
+ * once, S3 lets exactly one write (412 for the other: CONFLICT).
+ */
+static int claim_marker(struct fin *f, s3d_error *err)
+{
+	char etag[136] = "";
+	s3d_session m;
+	int rc;
+
+	rc = s3d_svc_marker_get_etag(f->svc, f->s.uuid, &m, etag, err);
+	if (rc == S3D_E_NOTFOUND)
+		return s3d_err_set(err, S3D_E_NOTFOUND,
+				   "upload unknown: the session ended in another registry process");
+	if (rc != S3D_OK)
+		return rc;
+	if (m.status == S3D_SESSION_FINALIZING && m.updated + f->svc->cfg.finalize_stale > f->now)
+		return s3d_err_set(err, S3D_E_CONFLICT,
+				   "the upload session is being finalized by another request");
+	if (!(S3D_SESSION_BIT(m.status) & (S3D_SVC_OPEN | S3D_SESSION_BIT(S3D_SESSION_FINALIZING))))
+		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
+				   s3d_session_status_name(m.status));
+	return s3d_svc_marker_put_if(f->svc, &f->s, etag, f->claim_etag, err);
+}
+
 static int claim(struct fin *f, const s3d_session *s, int *done, s3d_error *err)
 {
 	unsigned from = S3D_SVC_OPEN;
@@ -487,7 +528,7 @@ static int claim(struct fin *f, const s3d_session *s, int *done, s3d_error *err)
 	s3d_session_init(&cur);
 	rc = s3d_index_put(f->svc->ix, &f->s, from, &cur, err);
 	if (rc == S3D_OK) {
-		rc = s3d_svc_marker_put(f->svc, &f->s, err);
+		rc = claim_marker(f, err);
 		if (rc != S3D_OK) { /* nothing done: the session as it was */
 			s3d_error e;
 
@@ -550,7 +591,40 @@ static void give_back(struct fin *f)
 	s3d_error_clear(&e);
 	next.status = f->prior_status;
 	next.updated = f->now;
-	s3d_svc_save(f->svc, &next, S3D_SESSION_BIT(S3D_SESSION_FINALIZING), 1, NULL, &e);
+	/* the marker only if it still is this claim's: never resurrect a
+	 * session another process completed or ended meanwhile */
+	s3d_svc_marker_put_if(f->svc, &next, f->claim_etag, NULL, &e);
+	s3d_error_clear(&e);
+	s3d_index_put(f->svc->ix, &next, S3D_SESSION_BIT(S3D_SESSION_FINALIZING), NULL, &e);
+}
+
+/*
+ * A finalize that found the bytes gone (another request finalized the
+ * session meanwhile, in another registry process): when the blob is linked
+ * in the repository under this digest, that is the same result.
+ */
+static int linked_meanwhile(struct fin *f)
+{
+	s3d_obj_info info;
+	s3d_buf blob;
+	s3d_error e;
+	int linked = 0, rc;
+
+	s3d_error_clear(&e);
+	if (link_exists(f, &linked, &e) != S3D_OK || !linked)
+		return 0;
+	s3d_buf_init(&blob, KEY_MAX);
+	memset(&info, 0, sizeof(info));
+	rc = s3d_svc_blob_key(f->svc, f->digest, &blob);
+	if (rc == S3D_OK)
+		rc = s3d_head_object(f->svc->d->client, f->svc->d->bucket, s3d_buf_str(&blob), 0,
+				     &info, &e);
+	s3d_buf_cleanup(&blob);
+	if (rc != S3D_OK)
+		return 0;
+	fill_result(f->out, f->digest, info.size);
+	f->out->repeated = 1;
+	return 1;
 }
 
 int s3d_service_finalize(s3d_service *svc, const char *repo, const char *uuid,
@@ -606,10 +680,19 @@ int s3d_service_finalize(s3d_service *svc, const char *repo, const char *uuid,
 		 * (the sweeper removes what is left) */
 		return S3D_OK;
 	}
-	if (f.outcome == FIN_REFUSED)
+	if (f.outcome == FIN_REFUSED) {
 		mark_failed(&f, err);
-	else
+	} else {
 		give_back(&f);
+		memset(out, 0, sizeof(*out));
+		if ((rc == S3D_E_NOTFOUND || rc == S3D_E_STATE) && linked_meanwhile(&f)) {
+			s3d_error_clear(err);
+			return S3D_OK;
+		}
+		if (rc == S3D_E_NOTFOUND)
+			rc = s3d_err_set(err, rc, "upload unknown: the session's bytes are gone "
+					 "(finalized or cancelled by another request)");
+	}
 	memset(out, 0, sizeof(*out));
 	return rc;
 }

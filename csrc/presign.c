@@ -542,10 +542,22 @@ static int sign_urls(s3d_service *svc, const s3d_session *s, const struct preq *
 /* An open record of the index may be stale: another process may have opened
  * the multipart upload, cancelled, finalized or expired the session since.
  * The marker says (one small GET); a terminal record is final as it is. */
-static int lookup_current(s3d_service *svc, const char *repo, const char *uuid,
-			  s3d_session *s, s3d_error *err)
+/*
+ * The session for a presign: the node's index first (the hot path makes no
+ * S3 request; a session ended by another process is then still served
+ * here, but its URLs lead to an aborted upload or to bytes no finalize
+ * will take, which the sweeper removes), S3's marker on a miss or while a
+ * multipart session has no upload yet.
+ */
+static int lookup_for_presign(s3d_service *svc, const char *repo, const char *uuid,
+			      s3d_session *s, s3d_error *err)
 {
-	return s3d_svc_lookup(svc, repo, uuid, 1, s, err);
+	int rc = s3d_svc_lookup(svc, repo, uuid, 0, s, err);
+
+	if (rc == S3D_OK && s->mode == S3D_MODE_MULTIPART && !s->upload_id[0] &&
+	    s->status == S3D_SESSION_PENDING)
+		rc = s3d_svc_lookup(svc, repo, uuid, 1, s, err);
+	return rc;
 }
 
 /*
@@ -555,7 +567,7 @@ static int lookup_current(s3d_service *svc, const char *repo, const char *uuid,
 static int presign_once(s3d_service *svc, const struct preq *p, s3d_session *s,
 			int *retry, s3d_error *err)
 {
-	int rc = lookup_current(svc, p->rq->repo, p->rq->uuid, s, err);
+	int rc = lookup_for_presign(svc, p->rq->repo, p->rq->uuid, s, err);
 	int saved = 0;
 
 	*retry = 0;
@@ -715,7 +727,7 @@ int s3d_service_status(s3d_service *svc, const char *repo, const char *uuid,
 	s = &out->session;
 	rc = s3d_svc_check_repo(repo, err);
 	if (rc == S3D_OK)
-		rc = lookup_current(svc, repo, uuid, s, err);
+		rc = s3d_svc_lookup(svc, repo, uuid, 1, s, err);
 	if (rc != S3D_OK)
 		return rc;
 	if (S3D_SESSION_BIT(s->status) & S3D_SVC_TERMINAL && s->status != S3D_SESSION_EXPIRED)

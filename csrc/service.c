@@ -270,25 +270,50 @@ int s3d_svc_startedat_path(const char *repo, const char *uuid, s3d_buf *out)
 
 /* ----------------------------------------------------------------- marker */
 
-int s3d_svc_marker_put(s3d_service *svc, const s3d_session *s, s3d_error *err)
+int s3d_svc_marker_put_if(s3d_service *svc, const s3d_session *s, const char *if_match,
+			  char etag_out[136], s3d_error *err)
 {
+	s3d_obj_info info;
+	s3d_put_opts po;
+	s3d_kv h[1];
 	s3d_buf key, body;
 	int rc;
 
 	s3d_buf_init(&key, 2048);
 	s3d_buf_init(&body, MARKER_MAX);
+	po = *s3d_driver_put_opts(svc->d);
+	if (if_match && *if_match) {
+		h[0].name = "If-Match";
+		h[0].value = if_match;
+		po.headers = h;
+		po.nheaders = 1;
+	}
 	rc = s3d_svc_marker_key(svc, s->uuid, &key);
 	if (rc == S3D_OK)
 		rc = s3d_session_encode(s, &body);
-	if (rc == S3D_OK)
+	if (rc == S3D_OK) {
+		memset(&info, 0, sizeof(info));
 		rc = s3d_put_object(svc->d->client, svc->d->bucket, s3d_buf_str(&key),
-				    body.ptr ? body.ptr : (const uint8_t *)"", body.len,
-				    s3d_driver_put_opts(svc->d), NULL, err);
-	else
+				    body.ptr ? body.ptr : (const uint8_t *)"", body.len, &po, &info, err);
+		if (rc == S3D_OK && etag_out)
+			memcpy(etag_out, info.etag, sizeof(info.etag));
+		/* PreconditionFailed: another process rewrote it; NoSuchKey
+		 * (some servers, If-Match on a deleted key): it ended */
+		if (if_match && *if_match && rc == S3D_E_S3 && err &&
+		    (err->http_status == 412 || err->http_status == 404))
+			rc = s3d_err_set(err, S3D_E_CONFLICT,
+					 "the upload session changed in another registry process");
+	} else {
 		s3d_err_set(err, rc, "cannot encode session marker");
+	}
 	s3d_buf_cleanup(&body);
 	s3d_buf_cleanup(&key);
 	return rc;
+}
+
+int s3d_svc_marker_put(s3d_service *svc, const s3d_session *s, s3d_error *err)
+{
+	return s3d_svc_marker_put_if(svc, s, NULL, NULL, err);
 }
 
 static int collect(void *ud, const uint8_t *p, size_t n)
@@ -299,17 +324,27 @@ static int collect(void *ud, const uint8_t *p, size_t n)
 int s3d_svc_marker_get(s3d_service *svc, const char *uuid, s3d_session *out,
 		       s3d_error *err)
 {
+	return s3d_svc_marker_get_etag(svc, uuid, out, NULL, err);
+}
+
+int s3d_svc_marker_get_etag(s3d_service *svc, const char *uuid, s3d_session *out,
+			    char etag[136], s3d_error *err)
+{
+	s3d_obj_info info;
 	s3d_buf key, body;
 	s3d_error e;
 	int rc;
 
+	memset(&info, 0, sizeof(info));
 	s3d_error_clear(&e);
 	s3d_buf_init(&key, 2048);
 	s3d_buf_init(&body, MARKER_MAX);
 	rc = s3d_svc_marker_key(svc, uuid, &key);
 	if (rc == S3D_OK)
 		rc = s3d_get_object(svc->d->client, svc->d->bucket, s3d_buf_str(&key), 0, -1,
-				    collect, &body, NULL, &e);
+				    collect, &body, &info, &e);
+	if (rc == S3D_OK && etag)
+		memcpy(etag, info.etag, sizeof(info.etag));
 	if (rc == S3D_E_S3 && e.http_status == 404)
 		rc = S3D_E_NOTFOUND;
 	if (rc == S3D_OK) {

@@ -60,9 +60,18 @@ int s3d_svc_startedat_path(const char *repo, const char *uuid, s3d_buf *out);
 
 /* The session marker in S3 (the record, s3d_session_encode'd). */
 int s3d_svc_marker_put(s3d_service *svc, const s3d_session *s, s3d_error *err);
+/* The same, written only when the marker's ETag still is if_match
+ * (conditional write; NULL or "": unconditional). S3D_E_CONFLICT when
+ * another process rewrote or removed it meanwhile. etag_out (may be NULL)
+ * receives the new marker's ETag. */
+int s3d_svc_marker_put_if(s3d_service *svc, const s3d_session *s, const char *if_match,
+			  char etag_out[136], s3d_error *err);
 /* S3D_E_NOTFOUND when absent. */
 int s3d_svc_marker_get(s3d_service *svc, const char *uuid, s3d_session *out,
 		       s3d_error *err);
+/* The same, with the marker's ETag (quotes included) into etag. */
+int s3d_svc_marker_get_etag(s3d_service *svc, const char *uuid, s3d_session *out,
+			    char etag[136], s3d_error *err);
 /* Absent is fine. */
 int s3d_svc_marker_delete(s3d_service *svc, const char *uuid, s3d_error *err);
 

@@ -110,6 +110,10 @@ fi
 		export "REGISTRY_STORAGE_${drv}_SECRETKEY=$ROOT_SECRET_KEY"
 	fi
 	unset ROOT_ACCESS_KEY ROOT_SECRET_KEY
+	# the presigned uploads' session index lives with the rest of the data
+	if [[ $REG_DRIVER == s3direct ]]; then
+		export REGISTRY_STORAGE_S3DIRECT_SESSIONINDEX=$DATA/sessions
+	fi
 	# distribution v3 exports traces over OTLP to localhost:4318 unless told
 	# otherwise; nothing listens there in development.
 	export OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:-none}
@@ -159,6 +163,19 @@ Push and pull an image with crane (plain HTTP is automatic for 127.0.0.1):
   $CRANE validate --remote $REG_ADDR/demo/hello:1
   $CRANE pull $REG_ADDR/demo/hello:1 /tmp/s3direct-demo-pulled.tar
   $CRANE export $REG_ADDR/demo/hello:1 - | tar tv
+$(if [[ $REG_DRIVER == s3direct ]]; then cat <<EOS
+
+Presigned direct uploads (docs/api.md): the bytes go straight to S3, the
+registry only presigns, verifies and links:
+
+  head -c 100000000 /dev/urandom >/tmp/s3direct-blob
+  $(rel "$S3D") push-blob --registry http://$REG_ADDR demo/blobs /tmp/s3direct-blob
+  $CRANE pull --format oci $REG_ADDR/demo/hello:1 /tmp/s3direct-layout
+  $(rel "$S3D") push --registry http://$REG_ADDR /tmp/s3direct-layout demo/hello:presigned
+  $CRANE validate --remote $REG_ADDR/demo/hello:presigned
+  $(rel "$S3D") sessions --config $(rel "$REG_CONFIG")
+EOS
+fi)
 
 Ctrl-C stops the registry and the S3 server.
 EOF

@@ -71,6 +71,9 @@ var knownParameters = []string{
 	"multipartcopythresholdsize", "rootdirectory", "storageclass", "useragent",
 	"usedualstack", "accelerate", "usefipsendpoint", "objectacl", "loglevel",
 	"partsinflight", "connecttimeout", "maxretries", "retrydeadline",
+	// presigned uploads (bridge/middleware; see presign_params.go)
+	"presign", "sessionindex", "presignexpiry", "sessionttl", "sweepinterval",
+	"maxblobsize", "repoquota", "presignpartsize",
 }
 
 // validRegions: the AWS regions s3-aws accepts (the same SDK tables).

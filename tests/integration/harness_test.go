@@ -373,6 +373,10 @@ func storageFilesystem(dir string) string {
 type regOptions struct {
 	Secret   string // http.secret; random when empty
 	Redirect bool   // storage.redirect on (presigned blob downloads)
+	// Auth is the body of the auth: section (lines indented by two
+	// spaces, e.g. "  htpasswd:\n    realm: r\n    path: /f\n"); none
+	// when empty. With it, /v2/ answering 401 counts as ready.
+	Auth string
 }
 
 // registry is one build/registry serve process.
@@ -386,11 +390,20 @@ type registry struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	err    error // of Wait, once exited is closed
+
+	// What it was started with (storage with its sessionindex, options
+	// with the secret), for restartRegistry.
+	storage string
+	opts    regOptions
 }
 
 func (r *registry) URL() string { return "http://" + r.Addr }
 
 func registryConfig(storage string, port int, o regOptions) string {
+	auth := ""
+	if o.Auth != "" {
+		auth = "auth:\n" + o.Auth
+	}
 	return fmt.Sprintf(`version: 0.1
 log:
   level: info
@@ -407,7 +420,7 @@ http:
   secret: %s
   headers:
     X-Content-Type-Options: [nosniff]
-`, storage, !o.Redirect, port, o.Secret)
+%s`, storage, !o.Redirect, port, o.Secret, auth)
 }
 
 var regSeq atomic.Int64
@@ -426,15 +439,22 @@ func startRegistry(t *testing.T, name, storage string, o regOptions) *registry {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Each process its own session index (LMDB is node-local), unless the
+	// test chose one (the s3direct block is the last of storage).
+	if strings.Contains(storage, "  s3direct:\n") && !strings.Contains(storage, "sessionindex:") {
+		storage += "    sessionindex: " + filepath.Join(dir, "sessions") + "\n"
+	}
 	var lastLog string
 	for attempt := 0; attempt < 5; attempt++ {
 		port := freePort(t)
 		r := &registry{
-			Name:   name,
-			Addr:   fmt.Sprintf("127.0.0.1:%d", port),
-			Config: filepath.Join(dir, "config.yml"),
-			Log:    filepath.Join(dir, fmt.Sprintf("registry-%d.log", attempt)),
-			exited: make(chan struct{}),
+			Name:    name,
+			Addr:    fmt.Sprintf("127.0.0.1:%d", port),
+			Config:  filepath.Join(dir, "config.yml"),
+			Log:     filepath.Join(dir, fmt.Sprintf("registry-%d.log", attempt)),
+			exited:  make(chan struct{}),
+			storage: storage,
+			opts:    o,
 		}
 		if err := os.WriteFile(r.Config, []byte(registryConfig(storage, port, o)), 0o600); err != nil {
 			t.Fatal(err)
@@ -459,7 +479,7 @@ func startRegistry(t *testing.T, name, storage string, o regOptions) *registry {
 		go func() { r.err = r.cmd.Wait(); close(r.exited) }()
 		t.Cleanup(func() { r.stop(t) })
 
-		if err := r.waitReady(30 * time.Second); err != nil {
+		if err := r.waitReady(30*time.Second, o.Auth != ""); err != nil {
 			log, _ := os.ReadFile(r.Log)
 			lastLog = string(log)
 			if strings.Contains(lastLog, "address already in use") {
@@ -475,7 +495,9 @@ func startRegistry(t *testing.T, name, storage string, o regOptions) *registry {
 	return nil
 }
 
-func (r *registry) waitReady(timeout time.Duration) error {
+// waitReady waits for GET /v2/ to answer 200 (or 401 when authOK: a
+// registry with an access controller).
+func (r *registry) waitReady(timeout time.Duration, authOK bool) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
@@ -487,7 +509,7 @@ func (r *registry) waitReady(timeout time.Duration) error {
 		resp, err := client.Get(r.URL() + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || (authOK && resp.StatusCode == http.StatusUnauthorized) {
 				return nil
 			}
 			err = fmt.Errorf("GET /v2/: %s", resp.Status)
@@ -497,6 +519,27 @@ func (r *registry) waitReady(timeout time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// kill ends the process group with SIGKILL (no clean shutdown) and waits
+// for the registry to exit.
+func (r *registry) kill() {
+	select {
+	case <-r.exited:
+		return
+	default:
+	}
+	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+	<-r.exited
+}
+
+// restartRegistry SIGKILLs old (when it still runs) and starts a registry
+// with the same configuration: the same storage section (so the same
+// sessionindex directory), secret and options; only the port may differ.
+func restartRegistry(t *testing.T, old *registry) *registry {
+	t.Helper()
+	old.kill()
+	return startRegistry(t, old.Name+"-restarted", old.storage, old.opts)
 }
 
 // stop ends the process group (TERM, then KILL) and, if the test failed,

@@ -1,7 +1,8 @@
 // Command registry is the stock distribution registry (the same imports as
 // distribution's cmd/registry: every stock storage driver, auth backend and
 // storage middleware) plus the s3direct storage driver, so one binary serves
-// a configuration with either `storage: s3:` or `storage: s3direct:`.
+// a configuration with either `storage: s3:` or `storage: s3direct:`, and
+// the presigned-upload middleware (bridge/middleware).
 //
 //	registry serve config.yml
 package main
@@ -24,9 +25,14 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
 	_ "github.com/s3direct/s3direct/bridge/driver"
+	"github.com/s3direct/s3direct/bridge/middleware"
 )
 
 func main() {
+	// Presigned direct uploads (docs/api.md) in front of the stock app when
+	// the storage driver is s3direct.
+	registry.RegisterHandler(middleware.Handler)
+
 	// As upstream: the registered commands exit non-zero themselves on
 	// failure.
 	// nolint:errcheck

@@ -1,0 +1,329 @@
+package s3direct
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include "s3direct.h"
+
+// The i-th NUL-terminated string of a buffer of consecutive ones.
+static const char *s3d_go_nth(const s3d_buf *b, size_t i)
+{
+	const char *p = (const char *)b->ptr;
+	const char *end = p + b->len;
+
+	while (p && p < end && i > 0) {
+		p += strlen(p) + 1;
+		i--;
+	}
+	return p && p < end ? p : "";
+}
+
+static s3d_part *s3d_go_part(s3d_part *parts, size_t i) { return &parts[i]; }
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unsafe"
+)
+
+// Service is the presigned-upload service of the C engine (csrc/service.c,
+// presign.c, finalize.c, sweep.c) over its own C driver on the bucket the
+// registry's s3direct driver uses. Safe for concurrent use (the C side locks
+// what it shares). Go marshals only: every decision is taken in C.
+type Service struct {
+	Config *PresignConfig
+	drv    *C.s3d_driver
+	svc    *C.s3d_service
+}
+
+// ErrorKind classifies a failed service call the way the HTTP layer answers
+// it (docs/api.md, Errors).
+type ErrorKind int
+
+const (
+	KindInternal    ErrorKind = iota // 500
+	KindStorage                      // 502: S3 failed
+	KindNotFound                     // 404 BLOB_UPLOAD_UNKNOWN
+	KindExpired                      // 410
+	KindState                        // 400 BLOB_UPLOAD_INVALID
+	KindConflict                     // 409 BLOB_UPLOAD_INVALID
+	KindDigest                       // 400 DIGEST_INVALID
+	KindUnsupported                  // 400 UNSUPPORTED
+	KindQuota                        // 403 DENIED
+	KindInvalid                      // 400 BLOB_UPLOAD_INVALID / SIZE_INVALID
+)
+
+// ServiceError is a failed service call: a sentence for the client, and the
+// engine's full detail (S3 code, message, request id) for S3 failures.
+type ServiceError struct {
+	Kind    ErrorKind
+	Message string
+	Detail  string
+}
+
+func (e *ServiceError) Error() string {
+	if e.Detail != "" {
+		return e.Message + ": " + e.Detail
+	}
+	return e.Message
+}
+
+func serviceError(rc C.int, e *C.s3d_error) error {
+	kinds := map[C.int]ErrorKind{
+		C.S3D_E_NOTFOUND: KindNotFound, C.S3D_E_EXPIRED: KindExpired,
+		C.S3D_E_STATE: KindState, C.S3D_E_CONFLICT: KindConflict,
+		C.S3D_E_DIGEST: KindDigest, C.S3D_E_UNSUPPORTED: KindUnsupported,
+		C.S3D_E_QUOTA: KindQuota, C.S3D_E_INVAL: KindInvalid,
+		C.S3D_E_S3: KindStorage, C.S3D_E_TRANSPORT: KindStorage,
+		C.S3D_E_TIMEOUT: KindStorage, C.S3D_E_PROTOCOL: KindStorage,
+	}
+	kind, ok := kinds[rc]
+	if !ok {
+		kind = KindInternal
+	}
+	msg := C.GoString(&e.message[0])
+	if msg == "" {
+		msg = C.GoString(C.s3d_strerror(rc))
+	}
+	se := &ServiceError{Kind: kind, Message: msg}
+	if kind == KindStorage || kind == KindInternal {
+		se.Detail = formatError(rc, e)
+	}
+	return se
+}
+
+// NewService opens the presigned-upload service for the storage.s3direct
+// parameters of a registry configuration (the driver's parameters plus
+// presign, sessionindex, ...). It returns (nil, nil) when presign is false.
+func NewService(ctx context.Context, parameters map[string]any) (*Service, error) {
+	p, err := parseParameters(parameters)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := parsePresignConfig(parameters)
+	if err != nil || !pc.Enabled {
+		return nil, err
+	}
+	var cs cstrings
+	defer cs.free()
+	var dcfg C.s3d_driver_config
+	p.driverConfig(&dcfg, &cs)
+	var e C.s3d_error
+	s := &Service{Config: pc}
+	if rc := C.s3d_driver_new(&dcfg, &s.drv, &e); rc != C.S3D_OK {
+		return nil, fmt.Errorf("s3direct presign: %s", formatError(rc, &e))
+	}
+	var scfg C.s3d_service_config
+	scfg.index.path = cs.str(pc.SessionIndex, false)
+	scfg.url_expires = C.int64_t(pc.URLExpiry / time.Second)
+	scfg.session_ttl = C.int64_t(pc.SessionTTL / time.Second)
+	scfg.max_blob_size = C.int64_t(pc.MaxBlobSize)
+	scfg.repo_quota = C.int64_t(pc.RepoQuota)
+	scfg.part_size = C.int64_t(pc.PartSize)
+	if rc := C.s3d_service_new(s.drv, &scfg, &s.svc, &e); rc != C.S3D_OK {
+		C.s3d_driver_free(s.drv)
+		return nil, fmt.Errorf("s3direct presign: session index %s (parameter sessionindex): %s",
+			pc.SessionIndex, formatError(rc, &e))
+	}
+	return s, nil
+}
+
+// Close frees the C service and driver; no call may be running.
+func (s *Service) Close() {
+	C.s3d_service_free(s.svc)
+	C.s3d_driver_free(s.drv)
+	s.svc, s.drv = nil, nil
+}
+
+// PresignRequest asks for the URLs of one session (docs/api.md 2 and 3).
+type PresignRequest struct {
+	Repo, UUID, User string
+	Digest           string // "" = not declared
+	Size             int64  // -1 = not declared
+	Multipart        bool
+	FirstPart, Parts int
+}
+
+// PartURL is one presigned UploadPart URL.
+type PartURL struct {
+	Number int    `json:"part_number"`
+	URL    string `json:"url"`
+}
+
+// PresignResult is what a presign call returns.
+type PresignResult struct {
+	URL              string
+	Headers          map[string]string
+	Parts            []PartURL
+	PartSize         int64
+	ExpiresAt        time.Time
+	SessionExpiresAt time.Time
+}
+
+// Presign opens the session on its first call and returns fresh URLs.
+func (s *Service) Presign(r PresignRequest) (*PresignResult, error) {
+	var cs cstrings
+	defer cs.free()
+	var rq C.s3d_presign_request
+	rq.repo = cs.str(r.Repo, false)
+	rq.uuid = cs.str(r.UUID, false)
+	rq.user = cs.str(r.User, true)
+	rq.digest = cs.str(r.Digest, true)
+	rq.size = C.int64_t(r.Size)
+	rq.multipart = cbool(r.Multipart)
+	rq.first_part = C.int(r.FirstPart)
+	rq.parts = C.int(r.Parts)
+	var out C.s3d_presign_result
+	C.s3d_presign_result_init(&out)
+	defer C.s3d_presign_result_cleanup(&out)
+	var e C.s3d_error
+	if rc := C.s3d_service_presign(s.svc, &rq, &out, &e); rc != C.S3D_OK {
+		return nil, serviceError(rc, &e)
+	}
+	res := &PresignResult{
+		Headers:          map[string]string{},
+		PartSize:         int64(out.part_size),
+		ExpiresAt:        time.Unix(int64(out.expires_at), 0).UTC(),
+		SessionExpiresAt: time.Unix(int64(out.session.expires), 0).UTC(),
+	}
+	if out.url.len > 0 {
+		res.URL = C.GoStringN((*C.char)(unsafe.Pointer(out.url.ptr)), C.int(out.url.len))
+	}
+	for i := C.size_t(0); i < out.nheaders; i++ {
+		res.Headers[C.GoString(C.s3d_go_nth(&out.headers, 2*i))] =
+			C.GoString(C.s3d_go_nth(&out.headers, 2*i+1))
+	}
+	for i := 0; i < int(out.nparts); i++ {
+		res.Parts = append(res.Parts, PartURL{
+			Number: int(out.first_part) + i,
+			URL:    C.GoString(C.s3d_go_nth(&out.part_urls, C.size_t(i))),
+		})
+	}
+	return res, nil
+}
+
+// StoredPart is a part S3 holds for a multipart session.
+type StoredPart struct {
+	Number int    `json:"part_number"`
+	Size   int64  `json:"size"`
+	ETag   string `json:"etag"`
+}
+
+// UploadStatus is what S3 holds for a session.
+type UploadStatus struct {
+	UUID      string       `json:"uuid"`
+	Status    string       `json:"status"`
+	Stored    int64        `json:"stored"`
+	PartSize  int64        `json:"part_size,omitempty"`
+	ExpiresAt time.Time    `json:"expires_at"`
+	Parts     []StoredPart `json:"parts"`
+}
+
+// Status reads the session's stored bytes from S3.
+func (s *Service) Status(repo, uuid string) (*UploadStatus, error) {
+	var cs cstrings
+	defer cs.free()
+	var out C.s3d_upload_status
+	var e C.s3d_error
+	rc := C.s3d_service_status(s.svc, cs.str(repo, false), cs.str(uuid, false), &out, &e)
+	defer C.s3d_upload_status_cleanup(&out)
+	if rc != C.S3D_OK {
+		return nil, serviceError(rc, &e)
+	}
+	st := &UploadStatus{
+		UUID:      uuid,
+		Status:    C.GoString(C.s3d_session_status_name(out.session.status)),
+		Stored:    int64(out.stored),
+		PartSize:  int64(out.session.part_size),
+		ExpiresAt: time.Unix(int64(out.session.expires), 0).UTC(),
+		Parts:     []StoredPart{},
+	}
+	for i := C.size_t(0); i < out.nparts; i++ {
+		p := C.s3d_go_part(out.parts, i)
+		st.Parts = append(st.Parts, StoredPart{
+			Number: int(p.number), Size: int64(p.size), ETag: C.GoString(&p.etag[0]),
+		})
+	}
+	return st, nil
+}
+
+// FinalizeResult is a completed session.
+type FinalizeResult struct {
+	Digest       string
+	Size         int64
+	Deduplicated bool
+	VerifiedBy   string // "checksum" or "stream"
+	Repeated     bool
+}
+
+// Finalize verifies, places and links the session's blob.
+func (s *Service) Finalize(repo, uuid, digest string) (*FinalizeResult, error) {
+	var cs cstrings
+	defer cs.free()
+	var out C.s3d_finalize_result
+	var e C.s3d_error
+	rc := C.s3d_service_finalize(s.svc, cs.str(repo, false), cs.str(uuid, false),
+		cs.str(digest, false), 0, &out, &e)
+	if rc != C.S3D_OK {
+		return nil, serviceError(rc, &e)
+	}
+	res := &FinalizeResult{
+		Digest:       C.GoString(&out.digest[0]),
+		Size:         int64(out.size),
+		Deduplicated: out.deduplicated != 0,
+		Repeated:     out.repeated != 0,
+		VerifiedBy:   "stream",
+	}
+	if out.verified_by == C.S3D_VERIFIED_CHECKSUM {
+		res.VerifiedBy = "checksum"
+	}
+	return res, nil
+}
+
+// Cancel aborts the session and removes what it uploaded.
+func (s *Service) Cancel(repo, uuid string) error {
+	var cs cstrings
+	defer cs.free()
+	var e C.s3d_error
+	if rc := C.s3d_service_cancel(s.svc, cs.str(repo, false), cs.str(uuid, false), &e); rc != C.S3D_OK {
+		return serviceError(rc, &e)
+	}
+	return nil
+}
+
+// IsPresigned tells whether uuid is a presigned session of repo (in any
+// status); false for stock uploads and unknown ids.
+func (s *Service) IsPresigned(repo, uuid string) (bool, error) {
+	var cs cstrings
+	defer cs.free()
+	var sess C.s3d_session
+	var e C.s3d_error
+	rc := C.s3d_service_lookup(s.svc, cs.str(repo, false), cs.str(uuid, false), &sess, &e)
+	switch rc {
+	case C.S3D_OK:
+		return true, nil
+	case C.S3D_E_NOTFOUND:
+		return false, nil
+	}
+	return false, serviceError(rc, &e)
+}
+
+// SweepStats counts what a sweep did.
+type SweepStats struct {
+	Expired, AbortedUploads, DeletedObjects, Errors, Pruned int
+}
+
+// Sweep expires the sessions past their end and removes their bytes.
+func (s *Service) Sweep() (SweepStats, error) {
+	var st C.s3d_sweep_stats
+	var e C.s3d_error
+	rc := C.s3d_service_sweep(s.svc, 0, &st, &e)
+	out := SweepStats{int(st.expired), int(st.aborted_uploads), int(st.deleted_objects), int(st.errors), int(st.pruned)}
+	if rc != C.S3D_OK {
+		return out, serviceError(rc, &e)
+	}
+	return out, nil
+}

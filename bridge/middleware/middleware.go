@@ -1,0 +1,384 @@
+// Package middleware serves s3direct's presigned direct uploads
+// (docs/api.md) in front of the stock registry app, through
+// registry.RegisterHandler. It routes the presign, status, finalize and
+// cancel calls of presigned sessions, authenticates and authorizes them with
+// the registry's own access controller, and writes OCI JSON; the work itself
+// is one call into the C service (bridge/driver Service). Every other
+// request, and every request of a session that never asked for presigning,
+// goes to the stock app untouched.
+package middleware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	v2 "github.com/distribution/distribution/v3/registry/api/v2"
+	"github.com/distribution/distribution/v3/registry/auth"
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	s3direct "github.com/s3direct/s3direct/bridge/driver"
+)
+
+const driverName = "s3direct"
+
+// Handler is the registry.HandlerFunc: it wraps next when the configured
+// storage driver is s3direct with presign enabled, and returns next as is
+// otherwise. A configuration it cannot use stops the registry at start-up
+// with a message naming the parameter.
+func Handler(cfg *configuration.Configuration, next http.Handler) http.Handler {
+	if cfg.Storage.Type() != driverName {
+		return next
+	}
+	m, err := newMiddleware(cfg, next)
+	if err != nil {
+		logrus.Fatalf("s3direct presigned uploads: %v", err)
+	}
+	if m == nil {
+		return next
+	}
+	return m
+}
+
+type middleware struct {
+	next    http.Handler
+	svc     *s3direct.Service
+	ac      auth.AccessController // nil: no auth configured
+	router  *mux.Router
+	log     *logrus.Entry
+	headers http.Header // http.headers of the configuration
+}
+
+func newMiddleware(cfg *configuration.Configuration, next http.Handler) (*middleware, error) {
+	svc, err := s3direct.NewService(context.Background(), cfg.Storage.Parameters())
+	if err != nil || svc == nil {
+		return nil, err
+	}
+	m := &middleware{
+		next:    next,
+		svc:     svc,
+		router:  v2.RouterWithPrefix(cfg.HTTP.Prefix),
+		log:     logrus.WithField("component", "s3direct.presign"),
+		headers: cfg.HTTP.Headers,
+	}
+	if typ := cfg.Auth.Type(); typ != "" {
+		m.ac, err = auth.GetAccessController(typ, cfg.Auth.Parameters())
+		if err != nil {
+			svc.Close()
+			return nil, fmt.Errorf("auth %s: %v", typ, err)
+		}
+	}
+	c := svc.Config
+	m.log.Infof("presigned uploads on: session index %s, URLs valid %v, sessions %v, sweep every %v, maxblobsize %d, repoquota %d",
+		c.SessionIndex, c.URLExpiry, c.SessionTTL, c.SweepInterval, c.MaxBlobSize, c.RepoQuota)
+	if c.SweepInterval > 0 {
+		go m.sweeper(c.SweepInterval)
+	}
+	return m, nil
+}
+
+func (m *middleware) sweeper(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for range t.C {
+		st, err := m.svc.Sweep()
+		entry := m.log.WithFields(logrus.Fields{"expired": st.Expired,
+			"aborted_uploads": st.AbortedUploads, "deleted_objects": st.DeletedObjects,
+			"errors": st.Errors})
+		switch {
+		case err != nil:
+			entry.Errorf("sweep: %v", err)
+		case st.Expired+st.AbortedUploads+st.DeletedObjects+st.Errors > 0:
+			entry.Info("sweep")
+		}
+	}
+}
+
+func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var match mux.RouteMatch
+	if !m.router.Match(r, &match) || match.Route == nil ||
+		match.Route.GetName() != v2.RouteNameBlobUploadChunk {
+		m.next.ServeHTTP(w, r)
+		return
+	}
+	name, uuid := match.Vars["name"], match.Vars["uuid"]
+	if r.Method == http.MethodGet && r.URL.Query().Get("presigned") == "true" {
+		m.stockHeaders(w)
+		if user, ok := m.authorize(w, r, name); ok {
+			m.presign(w, r, name, uuid, user)
+		}
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		m.next.ServeHTTP(w, r)
+		return
+	}
+	// Without credentials the stock app answers its own 401; with them,
+	// only presigned sessions are ours (stock sessions authenticate once,
+	// in the app).
+	if m.ac != nil && r.Header.Get("Authorization") == "" {
+		m.next.ServeHTTP(w, r)
+		return
+	}
+	presigned, err := m.svc.IsPresigned(name, uuid)
+	if err != nil {
+		m.stockHeaders(w)
+		m.fail(w, r, name, uuid, err)
+		return
+	}
+	if !presigned {
+		m.next.ServeHTTP(w, r)
+		return
+	}
+	m.stockHeaders(w)
+	if _, ok := m.authorize(w, r, name); !ok {
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead: // stock answers HEAD as GET
+		m.status(w, r, name, uuid)
+	case http.MethodPut:
+		m.finalize(w, r, name, uuid)
+	case http.MethodPatch:
+		m.writeError(w, http.StatusBadRequest, errcode.ErrorCodeBlobUploadInvalid,
+			"this upload session is presigned: send the bytes to the presigned URLs and finalize with PUT ?digest=", nil)
+	case http.MethodDelete:
+		m.cancel(w, r, name, uuid)
+	}
+}
+
+// stockHeaders sets what the stock app puts on every answer it dispatches:
+// the API version and the configuration's http.headers.
+func (m *middleware) stockHeaders(w http.ResponseWriter) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	for name, values := range m.headers {
+		for _, v := range values {
+			w.Header().Add(name, v)
+		}
+	}
+}
+
+// authorize asks the registry's access controller for pull and push on name,
+// as the stock upload calls do; on refusal it writes the stock answer.
+func (m *middleware) authorize(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	if m.ac == nil {
+		return "", true
+	}
+	res := auth.Resource{Type: "repository", Name: name}
+	access := []auth.Access{{Resource: res, Action: "pull"}, {Resource: res, Action: "push"}}
+	grant, err := m.ac.Authorized(r, access...)
+	if err != nil {
+		var ch auth.Challenge
+		if errors.As(err, &ch) {
+			ch.SetHeaders(r, w)
+			m.writeError(w, http.StatusUnauthorized, errcode.ErrorCodeUnauthorized, "", access)
+			return "", false
+		}
+		// as stock: no detail on an access controller failure
+		m.log.Errorf("error checking authorization: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return "", false
+	}
+	if grant == nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return "", false
+	}
+	return grant.User.Name, true
+}
+
+type presignJSON struct {
+	URL              string             `json:"presigned_url,omitempty"`
+	PartSize         int64              `json:"part_size,omitempty"`
+	Parts            []s3direct.PartURL `json:"parts,omitempty"`
+	Method           string             `json:"method"`
+	ExpiresAt        string             `json:"expires_at"`
+	Headers          map[string]string  `json:"headers"`
+	SessionExpiresAt string             `json:"session_expires_at"`
+}
+
+func (m *middleware) presign(w http.ResponseWriter, r *http.Request, name, uuid, user string) {
+	q := r.URL.Query()
+	req := s3direct.PresignRequest{Repo: name, UUID: uuid, User: user, Digest: q.Get("digest"), Size: -1}
+	var bad string
+	if s := q.Get("size"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			bad = "size must be a non-negative number of bytes"
+		}
+		req.Size = n
+	}
+	if s := q.Get("parts"); s != "" {
+		req.Multipart = true
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			bad = "parts must be a positive count"
+		}
+		req.Parts = n
+		req.FirstPart = 1
+		if s := q.Get("first_part"); s != "" {
+			if req.FirstPart, err = strconv.Atoi(s); err != nil || req.FirstPart < 1 {
+				bad = "first_part must be a part number from 1"
+			}
+		}
+	}
+	if bad != "" {
+		m.writeError(w, http.StatusBadRequest, errcode.ErrorCodeSizeInvalid, bad, nil)
+		return
+	}
+	res, err := m.svc.Presign(req)
+	if err != nil {
+		m.fail(w, r, name, uuid, err)
+		return
+	}
+	out := presignJSON{
+		URL: res.URL, Method: http.MethodPut, Headers: res.Headers,
+		ExpiresAt:        res.ExpiresAt.Format(time.RFC3339),
+		SessionExpiresAt: res.SessionExpiresAt.Format(time.RFC3339),
+	}
+	if req.Multipart {
+		out.URL, out.PartSize, out.Parts = "", res.PartSize, res.Parts
+	}
+	// presigned URLs are credentials: never logged
+	m.log.WithFields(logrus.Fields{"repository": name, "uuid": uuid, "user": user,
+		"multipart": req.Multipart}).Debug("presigned")
+	w.Header().Set("Cache-Control", "no-store")
+	m.writeJSON(w, http.StatusOK, out)
+}
+
+func uploadHeaders(w http.ResponseWriter, name, uuid string) {
+	w.Header().Set("Docker-Upload-UUID", uuid)
+	w.Header().Set("Location", "/v2/"+name+"/blobs/uploads/"+uuid)
+}
+
+func (m *middleware) status(w http.ResponseWriter, r *http.Request, name, uuid string) {
+	st, err := m.svc.Status(name, uuid)
+	if err != nil {
+		m.fail(w, r, name, uuid, err)
+		return
+	}
+	end := st.Stored
+	if end > 0 {
+		end-- // as stock: "0-0" when nothing is stored
+	}
+	uploadHeaders(w, name, uuid)
+	w.Header().Set("Range", fmt.Sprintf("0-%d", end))
+	w.Header().Set("S3direct-Upload-Status", st.Status)
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		m.writeJSON(w, http.StatusOK, st)
+		return
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (m *middleware) finalize(w http.ResponseWriter, r *http.Request, name, uuid string) {
+	digest := r.URL.Query().Get("digest")
+	if r.ContentLength > 0 || (r.ContentLength < 0 && hasBody(r)) {
+		m.writeError(w, http.StatusBadRequest, errcode.ErrorCodeBlobUploadInvalid,
+			"this upload session is presigned: the finalizing PUT takes no body", nil)
+		return
+	}
+	if digest == "" {
+		m.writeError(w, http.StatusBadRequest, errcode.ErrorCodeDigestInvalid,
+			"digest missing: finalize with PUT ?digest=sha256:<hex>", nil)
+		return
+	}
+	res, err := m.svc.Finalize(name, uuid, digest)
+	if err != nil {
+		m.fail(w, r, name, uuid, err)
+		return
+	}
+	m.log.WithFields(logrus.Fields{"repository": name, "uuid": uuid, "digest": res.Digest,
+		"size": res.Size, "deduplicated": res.Deduplicated, "verified_by": res.VerifiedBy,
+		"repeated": res.Repeated}).Info("presigned upload finalized")
+	w.Header().Set("Location", "/v2/"+name+"/blobs/"+res.Digest)
+	w.Header().Set("Docker-Content-Digest", res.Digest)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
+
+// hasBody reads one byte of a body of unknown length.
+func hasBody(r *http.Request) bool {
+	var b [1]byte
+	n, _ := r.Body.Read(b[:])
+	return n > 0
+}
+
+func (m *middleware) cancel(w http.ResponseWriter, r *http.Request, name, uuid string) {
+	if err := m.svc.Cancel(name, uuid); err != nil {
+		m.fail(w, r, name, uuid, err)
+		return
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// fail answers a service error in OCI terms (docs/api.md, Errors).
+func (m *middleware) fail(w http.ResponseWriter, r *http.Request, name, uuid string, err error) {
+	var se *s3direct.ServiceError
+	if !errors.As(err, &se) {
+		se = &s3direct.ServiceError{Kind: s3direct.KindInternal, Message: err.Error()}
+	}
+	status, code := http.StatusInternalServerError, errcode.ErrorCodeUnknown
+	switch se.Kind {
+	case s3direct.KindNotFound:
+		status, code = http.StatusNotFound, errcode.ErrorCodeBlobUploadUnknown
+	case s3direct.KindExpired:
+		status, code = http.StatusGone, errcode.ErrorCodeBlobUploadInvalid
+	case s3direct.KindState, s3direct.KindInvalid:
+		status, code = http.StatusBadRequest, errcode.ErrorCodeBlobUploadInvalid
+	case s3direct.KindConflict:
+		status, code = http.StatusConflict, errcode.ErrorCodeBlobUploadInvalid
+	case s3direct.KindDigest:
+		status, code = http.StatusBadRequest, errcode.ErrorCodeDigestInvalid
+	case s3direct.KindUnsupported:
+		status, code = http.StatusBadRequest, errcode.ErrorCodeUnsupported
+	case s3direct.KindQuota:
+		status, code = http.StatusForbidden, errcode.ErrorCodeDenied
+	case s3direct.KindStorage:
+		status = http.StatusBadGateway
+	}
+	var detail any
+	if se.Detail != "" {
+		detail = se.Detail
+	}
+	entry := m.log.WithFields(logrus.Fields{"repository": name, "uuid": uuid, "method": r.Method, "status": status})
+	if status >= 500 {
+		entry.Errorf("presigned upload: %v", se)
+	} else {
+		entry.Infof("presigned upload refused: %s", se.Message)
+	}
+	m.writeError(w, status, code, se.Message, detail)
+}
+
+func (m *middleware) writeError(w http.ResponseWriter, status int, code errcode.ErrorCode, msg string, detail any) {
+	if msg == "" {
+		msg = code.Message()
+	}
+	m.writeJSON(w, status, errcode.Errors{code.WithMessage(msg).WithDetail(detail)})
+}
+
+func (m *middleware) writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		m.log.Errorf("encoding a response: %v", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if _, err := w.Write(body); err != nil {
+		m.log.Debugf("writing a response: %v", err)
+	}
+}
