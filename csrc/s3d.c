@@ -6,6 +6,8 @@
  */
 #include "s3direct.h"
 
+#include "cli/cmd.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -34,6 +36,11 @@ static const char *usage_text =
 	"       s3d mb --endpoint URL --bucket B [--region R]\n"
 	"       s3d put --endpoint URL --bucket B --key K FILE [--part-size BYTES] [--concurrency N]\n"
 	"       s3d sha256 --endpoint URL --bucket B --key K [--concurrency N]\n"
+	"       s3d push-blob --registry URL [--user USER:PASS] REPO FILE\n"
+	"                     [--part-size BYTES] [--concurrency N]\n"
+	"       s3d push --registry URL [--user USER:PASS] OCI_LAYOUT_DIR REPO:TAG\n"
+	"       s3d gc --config REGISTRY_CONFIG [--json]\n"
+	"       s3d sessions --config REGISTRY_CONFIG [--json] [--index-only]\n"
 	"       s3d version\n"
 	"https endpoints: the peer is verified against the system CAs, or --ca-file FILE;\n"
 	"                 --skip-verify turns verification off\n"
@@ -330,6 +337,14 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "push-blob") == 0)
+		return s3d_cmd_push_blob(argc - 1, argv + 1);
+	if (strcmp(argv[1], "push") == 0)
+		return s3d_cmd_push(argc - 1, argv + 1);
+	if (strcmp(argv[1], "gc") == 0)
+		return s3d_cmd_gc(argc - 1, argv + 1);
+	if (strcmp(argv[1], "sessions") == 0)
+		return s3d_cmd_sessions(argc - 1, argv + 1);
 	memset(&o, 0, sizeof(o));
 	rc = parse_args(argc - 1, argv + 1, &o);
 	if (rc == 0) {
