@@ -51,7 +51,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_OBJS := $(LIB_SRCS:csrc/%.c=$(BUILD)/fuzz/obj/%.o)
 FUZZ_TIME ?= 60
 
-.PHONY: all build deps test test-minio fuzz run bench-engine bench-proxy clean
+.PHONY: all build deps test test-minio fuzz run bench-engine bench-proxy bench-presign clean
 .DEFAULT_GOAL := build
 all: build
 
@@ -187,6 +187,11 @@ bench-engine: build
 
 bench-proxy: build
 	tests/bench/bench-proxy.sh
+
+# Presigned uploads vs the proxy flow vs plain PUTs; finalize latency; presign
+# rate (docs/benchmarks.md). BENCH_QUICK=1 is a smoke run.
+bench-presign: build
+	tests/bench/bench-presign.sh
 
 clean:
 	rm -rf $(BUILD)
