@@ -116,7 +116,7 @@ $(BUILD)/asan/libs3direct.a: $(ASAN_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/test/test_%: tests/c/test_%.c tests/c/t.h tests/c/t_s3.h $(BUILD)/asan/libs3direct.a | deps
+$(BUILD)/test/test_%: tests/c/test_%.c tests/c/t.h tests/c/t_s3.h tests/c/t_svc.h $(BUILD)/asan/libs3direct.a | deps
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_CFLAGS) $(CPPFLAGS) $(INCLUDES) -Itests/c $(PKG_CFLAGS) \
 		-MMD -MP -MF $@.d -MT $@ -o $@ $< $(BUILD)/asan/libs3direct.a $(LDFLAGS) $(LDLIBS)

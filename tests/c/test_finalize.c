@@ -10,90 +10,17 @@
  */
 #include "t.h"
 #include "t_s3.h"
+#include "t_svc.h"
 
-#include "driver.h"
-#include "s3direct.h"
-#include "service.h"
-
-#include <curl/curl.h>
-#include <ftw.h>
-#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
-#include <sys/stat.h>
 
 #define MiB (1024ll * 1024)
 #define REG "docker/registry/v2/"
 
-static char bucket[64];
-static char tmproot[PATH_MAX - 64];
-static s3d_client *admin; /* plain client for setup and checks */
-static s3d_driver *drv;   /* the registry's driver (root "") */
-static int svc_seq;
+static s3d_driver *drv; /* the registry's driver (root "") */
 
 /* ---- setup helpers ---------------------------------------------------------- */
-
-static void new_uuid(char out[40])
-{
-	uint8_t r[16];
-
-	if (RAND_bytes(r, sizeof(r)) != 1)
-		memset(r, 0x5a, sizeof(r));
-	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-		 r[12], r[13], r[14], r[15]);
-}
-
-static void svc_config(s3d_service_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->index.no_sync = 1;
-	cfg->part_size = 5 * MiB;
-}
-
-/* A service on d with cfg (NULL: svc_config) and a fresh index directory. */
-static s3d_service *open_svc_on(s3d_driver *d, const s3d_service_config *cfg)
-{
-	s3d_service_config c;
-	s3d_service *svc = NULL;
-	s3d_error err;
-	char path[PATH_MAX];
-
-	if (cfg)
-		c = *cfg;
-	else
-		svc_config(&c);
-	snprintf(path, sizeof(path), "%s/index-%d", tmproot, ++svc_seq);
-	c.index.path = path;
-	s3d_error_clear(&err);
-	if (s3d_service_new(d, &c, &svc, &err) != S3D_OK) {
-		fprintf(stderr, "  service_new: %s\n", err.message);
-		return NULL;
-	}
-	return svc;
-}
-
-static s3d_service *open_svc(const s3d_service_config *cfg)
-{
-	return open_svc_on(drv, cfg);
-}
-
-/* The stock POST: distribution writes startedat. 0 on success. */
-static int stock_upload_on(s3d_driver *d, const char *repo, char uuid[40])
-{
-	char path[512];
-	const char *t = "2026-01-01T00:00:00.000000000Z";
-	s3d_error err;
-
-	new_uuid(uuid);
-	snprintf(path, sizeof(path), "/" REG "repositories/%s/_uploads/%s/startedat", repo, uuid);
-	return s3d_driver_put_content(d, path, t, strlen(t), &err) == S3D_OK ? 0 : -1;
-}
-
-static int stock_upload(const char *repo, char uuid[40])
-{
-	return stock_upload_on(drv, repo, uuid);
-}
 
 static int presign(s3d_service *svc, const char *repo, const char *uuid, const char *digest,
 		   int64_t size, int parts, time_t now, s3d_presign_result *r, s3d_error *err)
@@ -115,101 +42,11 @@ static int presign(s3d_service *svc, const char *repo, const char *uuid, const c
 	return s3d_service_presign(svc, &rq, r, err);
 }
 
-/* Part URL i (0-based) of a multipart result, or NULL. */
-static const char *part_url(const s3d_presign_result *r, int i)
+/* n bytes of the stream seed into data, their digest into dg. */
+static void fill(uint8_t *data, size_t n, unsigned seed, char dg[80])
 {
-	const char *p = (const char *)r->part_urls.ptr;
-	int k;
-
-	if (!p || i < 0 || i >= r->nparts)
-		return NULL;
-	for (k = 0; k < i; k++)
-		p += strlen(p) + 1;
-	return p;
-}
-
-struct put_src {
-	const uint8_t *p;
-	size_t n, off;
-};
-
-static size_t put_read(char *buf, size_t size, size_t nmemb, void *ud)
-{
-	struct put_src *s = ud;
-	size_t n = size * nmemb;
-
-	if (n > s->n - s->off)
-		n = s->n - s->off;
-	memcpy(buf, s->p + s->off, n);
-	s->off += n;
-	return n;
-}
-
-static size_t drop_body(char *p, size_t size, size_t nmemb, void *ud)
-{
-	(void)p;
-	(void)ud;
-	return size * nmemb;
-}
-
-/*
- * A plain client's PUT of len bytes to url sending every header of r (NULL:
- * none; content-length is curl's, from the body). The HTTP status, or -1
- * when the transfer failed.
- */
-static long http_put(const char *url, const s3d_presign_result *r, const void *data, size_t len)
-{
-	struct curl_slist *h = NULL, *t;
-	struct put_src src = { data, len, 0 };
-	const char *p = r ? (const char *)r->headers.ptr : NULL;
-	char line[1024];
-	long status = -1;
-	size_t i;
-	CURL *c = curl_easy_init();
-
-	if (!c)
-		return -1;
-	for (i = 0; p && i < r->nheaders; i++) {
-		const char *v = p + strlen(p) + 1;
-
-		if (strcmp(p, "content-length") != 0) {
-			snprintf(line, sizeof(line), "%s: %s", p, v);
-			t = curl_slist_append(h, line);
-			if (!t)
-				goto out;
-			h = t;
-		}
-		p = v + strlen(v) + 1;
-	}
-	t = curl_slist_append(h, "Expect:");
-	if (!t)
-		goto out;
-	h = t;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, put_read);
-	curl_easy_setopt(c, CURLOPT_READDATA, &src);
-	curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, drop_body);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-out:
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return status;
-}
-
-static void digest_of(const void *p, size_t n, char out[80])
-{
-	uint8_t md[32];
-	int i;
-
-	t_sha256(p, n, md);
-	strcpy(out, "sha256:");
-	for (i = 0; i < 32; i++)
-		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+	t_fill(data, n, seed);
+	t_digest_of(data, n, dg, NULL);
 }
 
 static int fin(s3d_service *svc, const char *repo, const char *uuid, const char *digest,
@@ -233,7 +70,7 @@ static int single_session(s3d_service *svc, const char *repo, const char *decl_d
 	long st = 200;
 	int rc;
 
-	if (stock_upload(repo, uuid) != 0)
+	if (t_stock_upload(drv, repo, uuid) != 0)
 		return -1;
 	s3d_presign_result_init(&r);
 	rc = presign(svc, repo, uuid, decl_digest, decl_size, 0, 0, &r, &err);
@@ -242,7 +79,7 @@ static int single_session(s3d_service *svc, const char *repo, const char *decl_d
 	if (rc == S3D_OK && direct)
 		*direct = r.session.direct;
 	if (rc == S3D_OK && data)
-		st = http_put(s3d_buf_str(&r.url), &r, data, len);
+		st = t_http_put(s3d_buf_str(&r.url), &r, NULL, data, len, NULL);
 	if (st != 200)
 		fprintf(stderr, "  presigned PUT: HTTP %ld\n", st);
 	s3d_presign_result_cleanup(&r);
@@ -271,27 +108,6 @@ static void marker_key(char *out, size_t cap, const char *uuid)
 	snprintf(out, cap, "_s3direct/sessions/%s", uuid);
 }
 
-static int exists(const char *key)
-{
-	s3d_error err;
-
-	return s3d_head_object(admin, bucket, key, 0, NULL, &err) == S3D_OK;
-}
-
-static int collect(void *ud, const uint8_t *p, size_t n)
-{
-	return s3d_buf_append(ud, p, n) != S3D_OK;
-}
-
-/* The whole object at key into out (reset first). */
-static int get_obj(const char *key, s3d_buf *out)
-{
-	s3d_error err;
-
-	s3d_buf_reset(out);
-	return s3d_get_object(admin, bucket, key, 0, -1, collect, out, NULL, &err);
-}
-
 /* 1 when the object at key hashes to digest (streamed, any size). */
 static int holds_digest(const char *key, const char *digest, int64_t *size)
 {
@@ -299,21 +115,19 @@ static int holds_digest(const char *key, const char *digest, int64_t *size)
 	uint8_t md[32];
 	char got[80];
 	s3d_error err;
-	int i, rc;
+	int rc;
 
 	if (t_sha256_sink_init(&h) != 0) {
 		t_sha256_sink_final(&h, md);
 		return 0;
 	}
-	rc = s3d_get_object(admin, bucket, key, 0, -1, t_sha256_sink, &h, NULL, &err);
+	rc = s3d_get_object(t_svc.admin, t_svc.bucket, key, 0, -1, t_sha256_sink, &h, NULL, &err);
 	if (size)
 		*size = h.n;
 	t_sha256_sink_final(&h, md);
 	if (rc != S3D_OK)
 		return 0;
-	strcpy(got, "sha256:");
-	for (i = 0; i < 32; i++)
-		snprintf(got + 7 + 2 * i, 3, "%02x", md[i]);
+	t_digest_hex(md, got);
 	return strcmp(got, digest) == 0;
 }
 
@@ -327,21 +141,10 @@ static const char *link_of(const char *repo, const char *digest)
 	out[0] = 0;
 	link_key(key, sizeof(key), repo, digest);
 	s3d_buf_init(&b, 4096);
-	if (get_obj(key, &b) == S3D_OK)
+	if (t_get_object(key, &b) == S3D_OK)
 		snprintf(out, sizeof(out), "%s", s3d_buf_str(&b));
 	s3d_buf_cleanup(&b);
 	return out;
-}
-
-static int objects_under(const char *prefix)
-{
-	s3d_list_opts o;
-	s3d_error err;
-	int n = 0;
-
-	memset(&o, 0, sizeof(o));
-	o.prefix = prefix;
-	return s3d_list_objects(admin, bucket, &o, t_count_entry, &n, &err) == S3D_OK ? n : -1;
 }
 
 /* Objects of the stock upload directory of repo/uuid. */
@@ -350,7 +153,7 @@ static int upload_dir_objects(const char *repo, const char *uuid)
 	char p[512];
 
 	snprintf(p, sizeof(p), REG "repositories/%s/_uploads/%s/", repo, uuid);
-	return objects_under(p);
+	return t_objects_under(p);
 }
 
 static int uploads_of_temp(const char *uuid)
@@ -358,7 +161,7 @@ static int uploads_of_temp(const char *uuid)
 	char key[256];
 
 	temp_key(key, sizeof(key), uuid);
-	return t_s3_uploads_of(admin, bucket, key, NULL, 0);
+	return t_s3_uploads_of(t_svc.admin, t_svc.bucket, key, NULL, 0);
 }
 
 /* The index record's status (-1 when absent), record into s when not NULL. */
@@ -377,14 +180,14 @@ static void object_info(const char *key, s3d_obj_info *info)
 	s3d_error err;
 
 	memset(info, 0, sizeof(*info));
-	s3d_head_object(admin, bucket, key, 0, info, &err);
+	s3d_head_object(t_svc.admin, t_svc.bucket, key, 0, info, &err);
 }
 
 /* ---- hostile first ---------------------------------------------------------- */
 
 static void test_hostile(void)
 {
-	s3d_service *svc = open_svc(NULL), *other;
+	s3d_service *svc = t_svc_open(drv, NULL), *other;
 	s3d_finalize_result res;
 	s3d_session s;
 	s3d_error err;
@@ -392,11 +195,10 @@ static void test_hostile(void)
 	uint8_t data[1000];
 
 	T_REQUIRE(svc != NULL);
-	other = open_svc(NULL);
+	other = t_svc_open(drv, NULL);
 	T_REQUIRE(other != NULL);
-	t_fill(data, sizeof(data), 1);
-	digest_of(data, sizeof(data), dg);
-	digest_of(data, 10, dg2);
+	fill(data, sizeof(data), 1, dg);
+	t_digest_of(data, 10, dg2, NULL);
 	T_REQUIRE(single_session(svc, "hostile/a", NULL, -1, data, sizeof(data), uuid, NULL) == 0);
 
 	T_EQ_INT(S3D_E_INVAL, s3d_service_finalize(NULL, "hostile/a", uuid, dg, 0, &res, &err));
@@ -424,16 +226,16 @@ static void test_hostile(void)
 		 fin(svc, "hostile/a", uuid, "sha512:0123456789abcdef", 0, &res, &err));
 	T_TRUE(strstr(err.message, "sha256") != NULL);
 	/* unknown session, a stock upload that never presigned, another repo */
-	new_uuid(stock);
+	t_uuid(stock);
 	T_EQ_INT(S3D_E_NOTFOUND, fin(svc, "hostile/a", stock, dg, 0, &res, &err));
-	T_REQUIRE(stock_upload("hostile/a", stock) == 0);
+	T_REQUIRE(t_stock_upload(drv, "hostile/a", stock) == 0);
 	T_EQ_INT(S3D_E_NOTFOUND, fin(svc, "hostile/a", stock, dg, 0, &res, &err));
 	T_EQ_INT(S3D_E_NOTFOUND, fin(svc, "hostile/b", uuid, dg, 0, &res, &err));
 	T_EQ_INT(S3D_E_NOTFOUND, fin(other, "hostile/b", uuid, dg, 0, &res, &err));
 	/* none of that changed the session */
 	T_EQ_INT(S3D_SESSION_PENDING, index_status(svc, uuid, &s));
 	temp_key(bad, sizeof(bad), uuid);
-	T_TRUE(exists(bad));
+	T_TRUE(t_exists(bad));
 	T_EQ_INT(0, res.size); /* the result is zeroed on failure */
 	T_EQ_STR("", res.digest);
 
@@ -461,7 +263,7 @@ static void test_hostile(void)
 
 static void test_direct(void)
 {
-	s3d_service *svc = open_svc(NULL);
+	s3d_service *svc = t_svc_open(drv, NULL);
 	s3d_finalize_result res;
 	s3d_session s;
 	s3d_error err;
@@ -471,15 +273,14 @@ static void test_direct(void)
 	int64_t n = 0;
 
 	T_REQUIRE(svc != NULL);
-	t_fill(data, sizeof(data), 2);
-	digest_of(data, sizeof(data), dg);
-	digest_of(data, 1, dg2);
+	fill(data, sizeof(data), 2, dg);
+	t_digest_of(data, 1, dg2, NULL);
 	T_REQUIRE(single_session(svc, "direct/app", dg, (int64_t)sizeof(data), data, sizeof(data),
 				 uuid, &direct) == 0);
 	T_EQ_INT(1, direct);
 	/* the bytes already are at the blob's key: no temp object */
 	temp_key(key, sizeof(key), uuid);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 
 	memset(&res, 0x55, sizeof(res));
 	T_EQ_INT(S3D_OK, fin(svc, "direct/app", uuid, dg, 0, &res, &err));
@@ -495,7 +296,7 @@ static void test_direct(void)
 	T_EQ_STR(dg, link_of("direct/app", dg));
 	T_EQ_INT(0, upload_dir_objects("direct/app", uuid));
 	marker_key(key, sizeof(key), uuid);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	T_EQ_INT(S3D_SESSION_COMPLETED, index_status(svc, uuid, &s));
 	T_EQ_STR(dg, s.final_digest);
 	T_EQ_INT(sizeof(data), s.final_size);
@@ -528,7 +329,7 @@ static void test_direct(void)
 
 static void test_single_stream(void)
 {
-	s3d_service *svc = open_svc(NULL);
+	s3d_service *svc = t_svc_open(drv, NULL);
 	s3d_finalize_result res;
 	s3d_session s;
 	s3d_error err;
@@ -537,18 +338,17 @@ static void test_single_stream(void)
 	int direct = 1;
 
 	T_REQUIRE(svc != NULL);
-	t_fill(data, sizeof(data), 3);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 3, dg);
 	T_REQUIRE(single_session(svc, "single/app", NULL, -1, data, sizeof(data), uuid, &direct) ==
 		  0);
 	T_EQ_INT(0, direct);
 	temp_key(key, sizeof(key), uuid);
-	T_TRUE(exists(key));
+	T_TRUE(t_exists(key));
 	T_EQ_INT(S3D_OK, fin(svc, "single/app", uuid, dg, 0, &res, &err));
 	T_EQ_INT(S3D_VERIFIED_STREAM, res.verified_by);
 	T_EQ_INT(0, res.deduplicated);
 	T_EQ_INT(sizeof(data), res.size);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	blob_key(key, sizeof(key), dg);
 	T_TRUE(holds_digest(key, dg, NULL));
 	T_EQ_STR(dg, link_of("single/app", dg));
@@ -558,18 +358,18 @@ static void test_single_stream(void)
 
 	/* the wrong digest: refused, nothing linked, bytes removed, failed */
 	t_fill(data, sizeof(data), 33);
-	digest_of(data, 100, other); /* not the digest of what is uploaded */
+	t_digest_of(data, 100, other, NULL); /* not the digest of what is uploaded */
 	T_REQUIRE(single_session(svc, "single/app", NULL, -1, data, sizeof(data), uuid, NULL) == 0);
 	T_EQ_INT(S3D_E_DIGEST, fin(svc, "single/app", uuid, other, 0, &res, &err));
 	T_TRUE(strstr(err.message, "mismatch") != NULL);
 	T_EQ_STR("", link_of("single/app", other));
 	blob_key(key, sizeof(key), other);
-	T_TRUE(!exists(key));
-	digest_of(data, sizeof(data), dg);
+	T_TRUE(!t_exists(key));
+	t_digest_of(data, sizeof(data), dg, NULL);
 	blob_key(key, sizeof(key), dg);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	temp_key(key, sizeof(key), uuid);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	T_EQ_INT(0, upload_dir_objects("single/app", uuid));
 	T_EQ_INT(S3D_SESSION_FAILED, index_status(svc, uuid, &s));
 	T_TRUE(strstr(s.detail, "mismatch") != NULL);
@@ -587,15 +387,14 @@ static void test_single_stream(void)
 
 		s3d_presign_result_init(&r);
 		T_EQ_INT(S3D_OK, presign(svc, "single/app", uuid, NULL, -1, 0, 0, &r, &err));
-		T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, data, sizeof(data)));
+		T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, data, sizeof(data), NULL));
 		s3d_presign_result_cleanup(&r);
 	}
 	T_EQ_INT(S3D_OK, fin(svc, "single/app", uuid, dg, 0, &res, &err));
 	T_EQ_STR(dg, link_of("single/app", dg));
 
 	/* the stock upload purger removed the upload directory: no matter */
-	t_fill(data, sizeof(data), 34);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 34, dg);
 	T_REQUIRE(single_session(svc, "single/app", NULL, -1, data, sizeof(data), uuid, NULL) == 0);
 	{
 		char dir[512];
@@ -606,7 +405,7 @@ static void test_single_stream(void)
 	T_EQ_INT(S3D_OK, fin(svc, "single/app", uuid, dg, 0, &res, &err));
 	T_EQ_STR(dg, link_of("single/app", dg));
 	marker_key(key, sizeof(key), uuid);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	s3d_service_free(svc);
 }
 
@@ -614,7 +413,7 @@ static void test_single_stream(void)
 
 static void test_knowing_digest(void)
 {
-	s3d_service *svc = open_svc(NULL);
+	s3d_service *svc = t_svc_open(drv, NULL);
 	s3d_finalize_result res;
 	s3d_presign_result r;
 	s3d_obj_info before, after;
@@ -624,8 +423,7 @@ static void test_knowing_digest(void)
 	int direct = 0;
 
 	T_REQUIRE(svc != NULL);
-	t_fill(data, sizeof(data), 4);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 4, dg);
 	T_REQUIRE(single_session(svc, "know/a", dg, (int64_t)sizeof(data), data, sizeof(data), ua,
 				 NULL) == 0);
 	T_REQUIRE(fin(svc, "know/a", ua, dg, 0, &res, &err) == S3D_OK);
@@ -653,7 +451,7 @@ static void test_knowing_digest(void)
 	/* still open: the upload, then the finalize, work */
 	s3d_presign_result_init(&r);
 	T_EQ_INT(S3D_OK, presign(svc, "know/b", ub, dg, (int64_t)sizeof(data), 0, 0, &r, &err));
-	T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, data, sizeof(data)));
+	T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, data, sizeof(data), NULL));
 	s3d_presign_result_cleanup(&r);
 	T_EQ_INT(S3D_OK, fin(svc, "know/b", ub, dg, 0, &res, &err));
 	T_EQ_INT(0, res.repeated);
@@ -667,9 +465,9 @@ static void test_knowing_digest(void)
 		s3d_service *q;
 		char uc[40];
 
-		svc_config(&c);
+		t_svc_config(&c);
 		c.max_blob_size = 1 << 20; /* no size declared: not direct */
-		q = open_svc(&c);
+		q = t_svc_open(drv, &c);
 		T_REQUIRE(q != NULL);
 		T_REQUIRE(single_session(q, "know/c", dg, -1, NULL, 0, uc, &direct) == 0);
 		T_EQ_INT(0, direct);
@@ -684,7 +482,7 @@ static void test_knowing_digest(void)
 
 static void test_dedup(void)
 {
-	s3d_service *svc = open_svc(NULL);
+	s3d_service *svc = t_svc_open(drv, NULL);
 	s3d_finalize_result res;
 	s3d_error err;
 	s3d_obj_info before, after;
@@ -693,8 +491,7 @@ static void test_dedup(void)
 	int64_t n = 0;
 
 	T_REQUIRE(svc != NULL);
-	t_fill(data, sizeof(data), 5);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 5, dg);
 	T_REQUIRE(single_session(svc, "dedup/a", NULL, -1, data, sizeof(data), u1, NULL) == 0);
 	T_REQUIRE(single_session(svc, "dedup/b", NULL, -1, data, sizeof(data), u2, NULL) == 0);
 	T_EQ_INT(S3D_OK, fin(svc, "dedup/a", u1, dg, 0, &res, &err));
@@ -712,9 +509,9 @@ static void test_dedup(void)
 	T_EQ_STR(dg, link_of("dedup/a", dg));
 	T_EQ_STR(dg, link_of("dedup/b", dg));
 	temp_key(key, sizeof(key), u2);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	temp_key(key, sizeof(key), u1);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	s3d_service_free(svc);
 }
 
@@ -732,7 +529,7 @@ static int mp_session(s3d_service *svc, const char *repo, int64_t decl_size, int
 	int64_t off = 0;
 	int i, rc, ok = 1;
 
-	if (stock_upload(repo, uuid) != 0)
+	if (t_stock_upload(drv, repo, uuid) != 0)
 		return -1;
 	s3d_presign_result_init(&r);
 	rc = presign(svc, repo, uuid, NULL, decl_size, nparts, 0, &r, &err);
@@ -754,21 +551,19 @@ static int mp_session(s3d_service *svc, const char *repo, int64_t decl_size, int
 		t_fill_pattern(buf, (size_t)sizes[i], (uint64_t)off, seed);
 		off += sizes[i];
 		t_sha256_sink(&h, buf, (size_t)sizes[i]);
-		if (http_put(part_url(&r, i), NULL, buf, (size_t)sizes[i]) != 200)
+		if (t_http_put(t_part_url(&r, i), NULL, NULL, buf, (size_t)sizes[i], NULL) != 200)
 			ok = 0;
 		free(buf);
 	}
 	t_sha256_sink_final(&h, md);
-	strcpy(digest, "sha256:");
-	for (i = 0; i < 32; i++)
-		snprintf(digest + 7 + 2 * i, 3, "%02x", md[i]);
+	t_digest_hex(md, digest);
 	s3d_presign_result_cleanup(&r);
 	return ok ? 0 : -1;
 }
 
 static void test_multipart(void)
 {
-	s3d_service *svc = open_svc(NULL);
+	s3d_service *svc = t_svc_open(drv, NULL);
 	s3d_finalize_result res;
 	s3d_session s;
 	s3d_error err;
@@ -789,7 +584,7 @@ static void test_multipart(void)
 	T_EQ_INT(10 * MiB + 1, n);
 	T_EQ_STR(dg, link_of("mp/app", dg));
 	temp_key(key, sizeof(key), uuid);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	T_EQ_INT(0, uploads_of_temp(uuid));
 	T_EQ_INT(0, upload_dir_objects("mp/app", uuid));
 	T_EQ_INT(S3D_SESSION_COMPLETED, index_status(svc, uuid, &s));
@@ -811,21 +606,19 @@ static void test_multipart(void)
 		struct t_sha256_sink h;
 		uint8_t *buf = malloc((size_t)(10 * MiB + 1)), md[32];
 		char d2[80];
-		int i;
 
 		T_REQUIRE(buf != NULL);
 		t_fill_pattern(buf, (size_t)(10 * MiB + 1), 0, 8);
 		s3d_presign_result_init(&r);
 		T_EQ_INT(S3D_OK, presign(svc, "mp/app", uuid, NULL, -1, 3, 0, &r, &err));
-		T_EQ_INT(200, http_put(part_url(&r, 1), NULL, buf + 5 * MiB, (size_t)(5 * MiB)));
-		T_EQ_INT(200, http_put(part_url(&r, 2), NULL, buf + 10 * MiB, 1));
+		T_EQ_INT(200, t_http_put(t_part_url(&r, 1), NULL, NULL, buf + 5 * MiB,
+					 (size_t)(5 * MiB), NULL));
+		T_EQ_INT(200, t_http_put(t_part_url(&r, 2), NULL, NULL, buf + 10 * MiB, 1, NULL));
 		s3d_presign_result_cleanup(&r);
 		T_REQUIRE(t_sha256_sink_init(&h) == 0);
 		t_sha256_sink(&h, buf, (size_t)(10 * MiB + 1));
 		t_sha256_sink_final(&h, md);
-		strcpy(d2, "sha256:");
-		for (i = 0; i < 32; i++)
-			snprintf(d2 + 7 + 2 * i, 3, "%02x", md[i]);
+		t_digest_hex(md, d2);
 		free(buf);
 		T_EQ_INT(S3D_OK, fin(svc, "mp/app", uuid, d2, 0, &res, &err));
 		T_EQ_INT(10 * MiB + 1, res.size);
@@ -850,11 +643,11 @@ static void test_multipart(void)
 		T_EQ_INT(S3D_SESSION_FAILED, index_status(svc, uuid, NULL));
 		T_EQ_INT(0, uploads_of_temp(uuid));
 		temp_key(key, sizeof(key), uuid);
-		T_TRUE(!exists(key));
+		T_TRUE(!t_exists(key));
 		T_EQ_INT(0, upload_dir_objects("mp/app", uuid));
 		T_EQ_STR("", link_of("mp/app", dg));
 		blob_key(key, sizeof(key), dg);
-		T_TRUE(!exists(key));
+		T_TRUE(!t_exists(key));
 	}
 	s3d_service_free(svc);
 }
@@ -872,37 +665,34 @@ static void test_quotas(void)
 	int64_t used = -1;
 
 	/* max_blob_size below the real, undeclared size */
-	svc_config(&c);
+	t_svc_config(&c);
 	c.max_blob_size = 1000;
-	svc = open_svc(&c);
+	svc = t_svc_open(drv, &c);
 	T_REQUIRE(svc != NULL);
-	t_fill(x, sizeof(x), 11);
-	digest_of(x, sizeof(x), dx);
+	fill(x, sizeof(x), 11, dx);
 	T_REQUIRE(single_session(svc, "quota/max", NULL, -1, x, sizeof(x), uuid, NULL) == 0);
 	T_EQ_INT(S3D_E_QUOTA, fin(svc, "quota/max", uuid, dx, 0, &res, &err));
 	T_TRUE(strstr(err.message, "maxblobsize") != NULL);
 	T_EQ_STR("", link_of("quota/max", dx));
 	blob_key(key, sizeof(key), dx);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	temp_key(key, sizeof(key), uuid);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	T_EQ_INT(0, upload_dir_objects("quota/max", uuid));
 	T_EQ_INT(S3D_SESSION_FAILED, index_status(svc, uuid, NULL));
 	/* at the limit it passes */
 	T_REQUIRE(single_session(svc, "quota/max", NULL, -1, x, 1000, uuid, NULL) == 0);
-	digest_of(x, 1000, dz);
+	t_digest_of(x, 1000, dz, NULL);
 	T_EQ_INT(S3D_OK, fin(svc, "quota/max", uuid, dz, 0, &res, &err));
 	s3d_service_free(svc);
 
 	/* repository quota */
-	svc_config(&c);
+	t_svc_config(&c);
 	c.repo_quota = 3000;
-	svc = open_svc(&c);
+	svc = t_svc_open(drv, &c);
 	T_REQUIRE(svc != NULL);
-	t_fill(y, sizeof(y), 12);
-	t_fill(z, sizeof(z), 13);
-	digest_of(y, sizeof(y), dy);
-	digest_of(z, sizeof(z), dz);
+	fill(y, sizeof(y), 12, dy);
+	fill(z, sizeof(z), 13, dz);
 	T_EQ_INT(S3D_OK, s3d_service_repo_usage(svc, "quota/repo", &used, &err));
 	T_EQ_INT(0, used);
 	T_REQUIRE(single_session(svc, "quota/repo", NULL, -1, x, sizeof(x), uuid, NULL) == 0);
@@ -915,9 +705,9 @@ static void test_quotas(void)
 	T_TRUE(strstr(err.message, "repoquota") != NULL);
 	T_EQ_STR("", link_of("quota/repo", dy));
 	blob_key(key, sizeof(key), dy);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	temp_key(key, sizeof(key), uuid);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	T_EQ_INT(S3D_SESSION_FAILED, index_status(svc, uuid, NULL));
 	/* the blob linked already does not count twice */
 	T_REQUIRE(single_session(svc, "quota/repo", NULL, -1, x, sizeof(x), uuid, NULL) == 0);
@@ -940,8 +730,7 @@ static void test_quotas(void)
 		char lk[512];
 
 		link_key(lk, sizeof(lk), "quota/dangle", dy);
-		T_REQUIRE(s3d_put_object(admin, bucket, lk, dy, strlen(dy), NULL, NULL, &err) ==
-			  S3D_OK);
+		T_REQUIRE(t_put_object(lk, dy, strlen(dy)) == S3D_OK);
 		T_EQ_INT(S3D_OK, s3d_service_repo_usage(svc, "quota/dangle", &used, &err));
 		T_EQ_INT(0, used);
 	}
@@ -956,9 +745,9 @@ static void test_quotas(void)
 		char u[40];
 		int direct = 1;
 
-		svc_config(&c2);
+		t_svc_config(&c2);
 		c2.repo_quota = 1 << 20;
-		q = open_svc(&c2);
+		q = t_svc_open(drv, &c2);
 		T_REQUIRE(q != NULL);
 		T_REQUIRE(single_session(q, "quota/cs", dy, -1, y, sizeof(y), u, &direct) == 0);
 		T_EQ_INT(0, direct);
@@ -968,7 +757,7 @@ static void test_quotas(void)
 		T_TRUE(holds_digest(key, dy, NULL));
 		T_EQ_STR(dy, link_of("quota/cs", dy));
 		temp_key(key, sizeof(key), u);
-		T_TRUE(!exists(key));
+		T_TRUE(!t_exists(key));
 		s3d_service_free(q);
 	}
 	s3d_service_free(svc);
@@ -1049,7 +838,7 @@ static int race_once(s3d_service *svc, const char *repo, const char *uuid, const
 
 static void test_concurrent(void)
 {
-	s3d_service *svc = open_svc(NULL);
+	s3d_service *svc = t_svc_open(drv, NULL);
 	s3d_finalize_result res;
 	s3d_error err;
 	char uuid[40], dg[80], key[512];
@@ -1060,8 +849,7 @@ static void test_concurrent(void)
 	for (round = 0; round < 6; round++) {
 		int direct = round % 3 == 2;
 
-		t_fill(data, 256 * 1024, 100u + (unsigned)round);
-		digest_of(data, 256 * 1024, dg);
+		fill(data, 256 * 1024, 100u + (unsigned)round, dg);
 		T_REQUIRE(single_session(svc, "race/app", direct ? dg : NULL,
 					 direct ? 256 * 1024 : -1, data, 256 * 1024, uuid,
 					 NULL) == 0);
@@ -1123,9 +911,40 @@ static int add_part(void *ud, const s3d_list_entry *e)
 	return 0;
 }
 
+/*
+ * A multipart session of repo (mp_session: two parts of sizes, pattern seed)
+ * whose upload is then completed by hand, as a finalize that died after the
+ * completion leaves it; its temp key into tk. 0 on success.
+ */
+static int mp_completed(s3d_service *svc, const char *repo, const int64_t sizes[2],
+			unsigned seed, char uuid[40], char dg[80], char tk[512])
+{
+	struct part_acc acc;
+	s3d_session s;
+	s3d_error err;
+	int rc;
+
+	if (mp_session(svc, repo, -1, 2, sizes, seed, uuid, dg) != 0 ||
+	    index_status(svc, uuid, &s) != S3D_SESSION_UPLOADING)
+		return -1;
+	temp_key(tk, 512, uuid);
+	memset(&acc, 0, sizeof(acc));
+	s3d_error_clear(&err);
+	rc = s3d_list_parts(t_svc.admin, t_svc.bucket, tk, s.upload_id, NULL, add_part, &acc,
+			    &err);
+	if (rc == S3D_OK && acc.n == 2)
+		rc = s3d_complete_multipart(t_svc.admin, t_svc.bucket, tk, s.upload_id, acc.v, 2,
+					    NULL, &err);
+	else if (rc == S3D_OK)
+		rc = S3D_E_STATE;
+	if (rc != S3D_OK)
+		fprintf(stderr, "  completing by hand: %zu parts: %s\n", acc.n, err.message);
+	return rc == S3D_OK ? 0 : -1;
+}
+
 static void test_crash_recovery(void)
 {
-	s3d_service *svc = open_svc(NULL);
+	s3d_service *svc = t_svc_open(drv, NULL);
 	s3d_finalize_result res;
 	s3d_session s;
 	s3d_error err;
@@ -1135,8 +954,7 @@ static void test_crash_recovery(void)
 
 	T_REQUIRE(svc != NULL);
 	/* stale claim: taken over */
-	t_fill(data, sizeof(data), 21);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 21, dg);
 	T_REQUIRE(single_session(svc, "crash/app", NULL, -1, data, sizeof(data), uuid, NULL) == 0);
 	T_REQUIRE(fake_claim(svc, uuid, (int64_t)now - 901, 1) == S3D_OK);
 	T_EQ_INT(S3D_OK, fin(svc, "crash/app", uuid, dg, 0, &res, &err));
@@ -1145,8 +963,7 @@ static void test_crash_recovery(void)
 	T_EQ_INT(S3D_SESSION_COMPLETED, index_status(svc, uuid, NULL));
 
 	/* fresh claim: CONFLICT, until it is stale */
-	t_fill(data, sizeof(data), 22);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 22, dg);
 	T_REQUIRE(single_session(svc, "crash/app", NULL, -1, data, sizeof(data), uuid, NULL) == 0);
 	T_REQUIRE(fake_claim(svc, uuid, (int64_t)now, 1) == S3D_OK);
 	T_EQ_INT(S3D_E_CONFLICT, fin(svc, "crash/app", uuid, dg, 0, &res, &err));
@@ -1159,8 +976,7 @@ static void test_crash_recovery(void)
 
 	/* a fresh claim in the index only (a crash between the claim's index
 	 * write and its marker write; the marker still says open) holds too */
-	t_fill(data, sizeof(data), 23);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 23, dg);
 	T_REQUIRE(single_session(svc, "crash/app", NULL, -1, data, sizeof(data), uuid, NULL) == 0);
 	T_REQUIRE(fake_claim(svc, uuid, (int64_t)time(NULL), 0) == S3D_OK);
 	T_EQ_INT(S3D_E_CONFLICT, fin(svc, "crash/app", uuid, dg, 0, &res, &err));
@@ -1169,67 +985,37 @@ static void test_crash_recovery(void)
 	/* a multipart session whose upload was completed before the crash */
 	{
 		int64_t sizes[2] = { 5 * MiB, 100 };
-		struct part_acc acc;
 		char tk[512];
 
-		T_REQUIRE(mp_session(svc, "crash/mp", -1, 2, sizes, 24, uuid, dg) == 0);
-		T_REQUIRE(index_status(svc, uuid, &s) == S3D_SESSION_UPLOADING);
-		temp_key(tk, sizeof(tk), uuid);
-		memset(&acc, 0, sizeof(acc));
-		T_REQUIRE(s3d_list_parts(admin, bucket, tk, s.upload_id, NULL, add_part, &acc,
-					 &err) == S3D_OK);
-		T_REQUIRE(acc.n == 2);
-		T_REQUIRE(s3d_complete_multipart(admin, bucket, tk, s.upload_id, acc.v, 2, NULL,
-						 &err) == S3D_OK);
+		T_REQUIRE(mp_completed(svc, "crash/mp", sizes, 24, uuid, dg, tk) == 0);
 		T_REQUIRE(fake_claim(svc, uuid, (int64_t)now - 1000, 1) == S3D_OK);
 		T_EQ_INT(S3D_OK, fin(svc, "crash/mp", uuid, dg, 0, &res, &err));
 		T_EQ_INT(5 * MiB + 100, res.size);
 		blob_key(key, sizeof(key), dg);
 		T_TRUE(holds_digest(key, dg, NULL));
 		T_EQ_STR(dg, link_of("crash/mp", dg));
-		T_TRUE(!exists(tk));
+		T_TRUE(!t_exists(tk));
 		T_EQ_INT(0, uploads_of_temp(uuid));
 		T_EQ_INT(S3D_SESSION_COMPLETED, index_status(svc, uuid, NULL));
 
 		/* the same without a claim left behind (the session still open) */
 		sizes[1] = 200;
-		T_REQUIRE(mp_session(svc, "crash/mp", -1, 2, sizes, 25, uuid, dg) == 0);
-		T_REQUIRE(index_status(svc, uuid, &s) == S3D_SESSION_UPLOADING);
-		temp_key(tk, sizeof(tk), uuid);
-		memset(&acc, 0, sizeof(acc));
-		T_REQUIRE(s3d_list_parts(admin, bucket, tk, s.upload_id, NULL, add_part, &acc,
-					 &err) == S3D_OK);
-		T_REQUIRE(acc.n == 2);
-		T_REQUIRE(s3d_complete_multipart(admin, bucket, tk, s.upload_id, acc.v, 2, NULL,
-						 &err) == S3D_OK);
+		T_REQUIRE(mp_completed(svc, "crash/mp", sizes, 25, uuid, dg, tk) == 0);
 		T_EQ_INT(S3D_OK, fin(svc, "crash/mp", uuid, dg, 0, &res, &err));
 		T_EQ_INT(5 * MiB + 200, res.size);
 		blob_key(key, sizeof(key), dg);
 		T_TRUE(holds_digest(key, dg, NULL));
-		T_TRUE(!exists(tk));
+		T_TRUE(!t_exists(tk));
 	}
 	s3d_service_free(svc);
 }
 
 /* ---- another registry process ---------------------------------------------- */
 
-static s3d_driver *new_driver(const char *endpoint)
-{
-	s3d_driver_config cfg;
-	s3d_driver *d = NULL;
-	s3d_error err;
-
-	t_s3_driver_config(&cfg, endpoint, bucket, "");
-	s3d_error_clear(&err);
-	if (s3d_driver_new(&cfg, &d, &err) != S3D_OK)
-		fprintf(stderr, "  driver: %s\n", err.message);
-	return d;
-}
-
 static void test_second_service(void)
 {
-	s3d_driver *d2 = new_driver(NULL);
-	s3d_service *svc = open_svc(NULL), *svc2 = d2 ? open_svc_on(d2, NULL) : NULL;
+	s3d_driver *d2 = t_svc_driver(NULL, "");
+	s3d_service *svc = t_svc_open(drv, NULL), *svc2 = d2 ? t_svc_open(d2, NULL) : NULL;
 	s3d_finalize_result res;
 	s3d_session s;
 	s3d_error err;
@@ -1239,8 +1025,7 @@ static void test_second_service(void)
 
 	T_REQUIRE(svc != NULL && svc2 != NULL);
 	/* single PUT presigned on the first, finalized on the second */
-	t_fill(data, sizeof(data), 31);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 31, dg);
 	T_REQUIRE(single_session(svc, "two/app", NULL, -1, data, sizeof(data), uuid, NULL) == 0);
 	T_EQ_INT(-1, index_status(svc2, uuid, NULL));
 	T_EQ_INT(S3D_OK, fin(svc2, "two/app", uuid, dg, 0, &res, &err));
@@ -1249,9 +1034,9 @@ static void test_second_service(void)
 	T_EQ_INT(S3D_SESSION_COMPLETED, index_status(svc2, uuid, &s));
 	T_EQ_STR(dg, s.final_digest);
 	temp_key(key, sizeof(key), uuid);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	marker_key(key, sizeof(key), uuid);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	/* the first process learns from the marker's absence that it ended */
 	T_EQ_INT(S3D_E_NOTFOUND, fin(svc, "two/app", uuid, dg, 0, &res, &err));
 	T_EQ_INT(S3D_OK, fin(svc2, "two/app", uuid, dg, 0, &res, &err));
@@ -1267,8 +1052,7 @@ static void test_second_service(void)
 	T_EQ_INT(0, uploads_of_temp(uuid));
 
 	/* a claim by the first process is seen by the second (its marker) */
-	t_fill(data, sizeof(data), 33);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 33, dg);
 	T_REQUIRE(single_session(svc, "two/app", NULL, -1, data, sizeof(data), uuid, NULL) == 0);
 	T_REQUIRE(fake_claim(svc, uuid, (int64_t)time(NULL), 1) == S3D_OK);
 	T_EQ_INT(S3D_E_CONFLICT, fin(svc2, "two/app", uuid, dg, 0, &res, &err));
@@ -1282,7 +1066,7 @@ static void test_second_service(void)
 
 static void test_expired(void)
 {
-	s3d_service *svc = open_svc(NULL);
+	s3d_service *svc = t_svc_open(drv, NULL);
 	s3d_finalize_result res;
 	s3d_presign_result r;
 	s3d_session s;
@@ -1292,10 +1076,9 @@ static void test_expired(void)
 	time_t now = time(NULL);
 
 	T_REQUIRE(svc != NULL);
-	t_fill(data, sizeof(data), 41);
-	digest_of(data, sizeof(data), dg);
+	fill(data, sizeof(data), 41, dg);
 	/* opened a day and a bit ago: its end has passed */
-	T_REQUIRE(stock_upload("exp/app", uuid) == 0);
+	T_REQUIRE(t_stock_upload(drv, "exp/app", uuid) == 0);
 	s3d_presign_result_init(&r);
 	T_EQ_INT(S3D_OK, presign(svc, "exp/app", uuid, NULL, -1, 0, now - 86400 - 60, &r, &err));
 	s3d_presign_result_cleanup(&r);
@@ -1505,9 +1288,8 @@ struct replace {
 static void replace_object(void *ud)
 {
 	struct replace *r = ud;
-	s3d_error err;
 
-	r->rc = s3d_put_object(admin, bucket, r->key, r->data, r->len, NULL, NULL, &err);
+	r->rc = t_put_object(r->key, r->data, r->len);
 }
 
 /*
@@ -1528,18 +1310,16 @@ static void guard_case(const char *needle)
 	uint8_t a[40000], b[40000];
 	int rc;
 
-	t_fill(a, sizeof(a), 53);
-	t_fill(b, sizeof(b), 54);
-	digest_of(a, sizeof(a), da);
-	digest_of(b, sizeof(b), db);
+	fill(a, sizeof(a), 53, da);
+	fill(b, sizeof(b), 54, db);
 	T_REQUIRE(proxy_start(&px, needle, replace_object, &rep) == 0);
-	pd = new_driver(px.endpoint);
-	svc = pd ? open_svc_on(pd, NULL) : NULL;
+	pd = t_svc_driver(px.endpoint, "");
+	svc = pd ? t_svc_open(pd, NULL) : NULL;
 	if (!svc) {
 		T_TRUE(svc != NULL);
 		goto out;
 	}
-	T_REQUIRE(stock_upload("guard/app", uuid) == 0);
+	T_REQUIRE(t_stock_upload(drv, "guard/app", uuid) == 0);
 	temp_key(tk, sizeof(tk), uuid);
 	rep.key = tk;
 	rep.data = b;
@@ -1549,7 +1329,7 @@ static void guard_case(const char *needle)
 	rc = presign(svc, "guard/app", uuid, NULL, -1, 0, 0, &r, &err);
 	T_EQ_INT(S3D_OK, rc);
 	if (rc == S3D_OK)
-		T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, a, sizeof(a)));
+		T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, a, sizeof(a), NULL));
 	s3d_presign_result_cleanup(&r);
 	rc = fin(svc, "guard/app", uuid, da, 0, &res, &err);
 	T_EQ_INT(1, atomic_load(&px.fired));
@@ -1557,14 +1337,14 @@ static void guard_case(const char *needle)
 	T_EQ_INT(S3D_E_CONFLICT, rc);
 	T_TRUE(strstr(err.message, "changed") != NULL);
 	blob_key(key, sizeof(key), da);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	T_EQ_STR("", link_of("guard/app", da));
 	T_EQ_STR("", link_of("guard/app", db));
 	/* the session is open again and holds the new bytes */
 	T_EQ_INT(S3D_SESSION_PENDING, index_status(svc, uuid, NULL));
 	T_EQ_INT(S3D_E_DIGEST, fin(svc, "guard/app", uuid, da, 0, &res, &err));
 	T_EQ_STR("", link_of("guard/app", da));
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 out:
 	s3d_service_free(svc);
 	s3d_driver_free(pd);
@@ -1581,32 +1361,30 @@ static void test_race_guard(void)
 	char uuid[40], da[80], db[80], key[512];
 	uint8_t a[40000], b[40000];
 
-	t_fill(a, sizeof(a), 51);
-	t_fill(b, sizeof(b), 52);
-	digest_of(a, sizeof(a), da);
-	digest_of(b, sizeof(b), db);
+	fill(a, sizeof(a), 51, da);
+	fill(b, sizeof(b), 52, db);
 
 	/* replaced between status and finalize: only bytes hashing to the
 	 * digest are linked */
-	svc = open_svc(NULL);
+	svc = t_svc_open(drv, NULL);
 	T_REQUIRE(svc != NULL);
-	T_REQUIRE(stock_upload("guard/app", uuid) == 0);
+	T_REQUIRE(t_stock_upload(drv, "guard/app", uuid) == 0);
 	s3d_presign_result_init(&r);
 	T_REQUIRE(presign(svc, "guard/app", uuid, NULL, -1, 0, 0, &r, &err) == S3D_OK);
-	T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, a, sizeof(a)));
+	T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, a, sizeof(a), NULL));
 	memset(&st, 0, sizeof(st));
 	T_EQ_INT(S3D_OK, s3d_service_status(svc, "guard/app", uuid, &st, &err));
 	T_EQ_INT(sizeof(a), st.stored);
 	s3d_upload_status_cleanup(&st);
-	T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, b, sizeof(b)));
+	T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, b, sizeof(b), NULL));
 	s3d_presign_result_cleanup(&r);
 	T_EQ_INT(S3D_E_DIGEST, fin(svc, "guard/app", uuid, da, 0, &res, &err));
 	T_EQ_STR("", link_of("guard/app", da));
 	T_EQ_STR("", link_of("guard/app", db));
 	blob_key(key, sizeof(key), da);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	blob_key(key, sizeof(key), db);
-	T_TRUE(!exists(key));
+	T_TRUE(!t_exists(key));
 	s3d_service_free(svc);
 
 	guard_case("\r\nx-amz-copy-source:"); /* after verification, before the copy */
@@ -1615,28 +1393,13 @@ static void test_race_guard(void)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	int rc = 1;
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	admin = t_s3_plain_client();
-	if (t_s3_new_bucket("finalize", admin, "fin", bucket, sizeof(bucket)) != 0) {
-		s3d_client_free(admin);
+	if (t_svc_begin("finalize", "fin") != 0)
 		return 1;
-	}
-	snprintf(tmproot, sizeof(tmproot), "%s/s3d-test-finalize-XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	{
-		s3d_driver_config cfg;
-		s3d_error err;
-
-		t_s3_driver_config(&cfg, NULL, bucket, "");
-		s3d_error_clear(&err);
-		if (s3d_driver_new(&cfg, &drv, &err) != S3D_OK)
-			fprintf(stderr, "FATAL: driver: %s\n", err.message);
-	}
-	if (!mkdtemp(tmproot) || !drv) {
-		perror("setup");
+	t_svc.config.part_size = 5 * MiB;
+	drv = t_svc_driver(NULL, "");
+	if (!drv) {
 		printf("finalize: 0 passed, 1 failed\n");
 		goto out;
 	}
@@ -1655,8 +1418,6 @@ int main(void)
 	rc = t_done("finalize");
 out:
 	s3d_driver_free(drv);
-	t_s3_drop_bucket(admin, bucket, NULL, 0);
-	s3d_client_free(admin);
-	curl_global_cleanup();
+	t_svc_end();
 	return rc;
 }

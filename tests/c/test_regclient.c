@@ -121,6 +121,24 @@ static void test_challenge(void)
 
 static void test_presign_single_hostile(void)
 {
+	static const char *const bad[] = {
+		"[1]",
+		"{}",
+		"{\"presigned_url\":\"/relative\"}",
+		"{\"presigned_url\":\"ftp://h/x\"}",
+		"{\"presigned_url\":\"http://h/a b\"}",
+		"{\"presigned_url\":\"http://h/a\\u0000b\"}",
+		"{\"presigned_url\":\"http://h/a\\r\\nX: y\"}",
+		"{\"presigned_url\":\"http://h/\",\"presigned_url\":\"http://i/\"}",
+		"{\"presigned_url\":\"http://h/\",\"method\":\"POST\"}",
+		"{\"presigned_url\":\"http://h/\",\"headers\":[]}",
+		"{\"presigned_url\":\"http://h/\",\"headers\":{\"a b\":\"v\"}}",
+		"{\"presigned_url\":\"http://h/\",\"headers\":{\"a:\":\"v\"}}",
+		"{\"presigned_url\":\"http://h/\",\"headers\":{\"\":\"v\"}}",
+		"{\"presigned_url\":\"http://h/\",\"headers\":{\"a\":\"v\\r\\nX-Evil: 1\"}}",
+		"{\"presigned_url\":\"http://h/\",\"headers\":{\"a\":1}}",
+		"{\"presigned_url\":\"http://h/\",\"headers\":{\"X-A\":\"1\",\"x-a\":\"2\"}}",
+	};
 	s3d_reg_presign p;
 	s3d_error err;
 	char *big;
@@ -131,45 +149,13 @@ static void test_presign_single_hostile(void)
 	s3d_error_clear(&err);
 	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(J("not json"), &p, &err));
 	T_TRUE(strstr(err.message, "not JSON") != NULL);
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(J("[1]"), &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(J("{}"), &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(J("{\"presigned_url\":\"/relative\"}"),
-							      &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"ftp://h/x\"}"), &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/a b\"}"), &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/a\\u0000b\"}"), &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/a\\r\\nX: y\"}"), &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/\",\"presigned_url\":\"http://i/\"}"),
-					 &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/\",\"method\":\"POST\"}"), &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/\",\"headers\":[]}"), &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/\",\"headers\":{\"a b\":\"v\"}}"),
-					 &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/\",\"headers\":{\"a:\":\"v\"}}"),
-					 &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/\",\"headers\":{\"\":\"v\"}}"), &p,
-					 &err));
-	T_EQ_INT(S3D_E_PROTOCOL,
-		 s3d_reg_parse_presign_single(
-			 J("{\"presigned_url\":\"http://h/\",\"headers\":{\"a\":\"v\\r\\nX-Evil: 1\"}}"),
-			 &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL, s3d_reg_parse_presign_single(
-					 J("{\"presigned_url\":\"http://h/\",\"headers\":{\"a\":1}}"), &p,
-					 &err));
-	T_EQ_INT(S3D_E_PROTOCOL,
-		 s3d_reg_parse_presign_single(
-			 J("{\"presigned_url\":\"http://h/\",\"headers\":{\"X-A\":\"1\",\"x-a\":\"2\"}}"),
-			 &p, &err));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = s3d_reg_parse_presign_single(J(bad[i]), &p, &err);
+
+		if (rc != S3D_E_PROTOCOL)
+			fprintf(stderr, "    answer %s\n", bad[i]);
+		T_EQ_INT(S3D_E_PROTOCOL, rc);
+	}
 	/* 65 headers */
 	s3d_buf_init(&many, 1 << 20);
 	s3d_buf_appendz(&many, "{\"presigned_url\":\"http://h/\",\"headers\":{");
@@ -219,8 +205,17 @@ static void test_presign_single(void)
 
 static void test_presign_parts(void)
 {
+	static const char *const bad[] = { /* asked for part 1 only */
+		"{\"part_size\":0,\"parts\":[{\"part_number\":1,\"url\":\"http://h/1\"}]}",
+		"{\"part_size\":5368709121,\"parts\":[{\"part_number\":1,\"url\":\"http://h/1\"}]}",
+		"{\"part_size\":5.5,\"parts\":[{\"part_number\":1,\"url\":\"http://h/1\"}]}",
+		"{\"part_size\":5,\"parts\":[{\"part_number\":\"1\",\"url\":\"http://h/1\"}]}",
+		"{\"part_size\":5,\"parts\":[{\"part_number\":1,\"url\":\"file:///etc/passwd\"}]}",
+		"{\"part_size\":5,\"parts\":[7]}",
+	};
 	s3d_reg_presign p;
 	s3d_error err;
+	size_t i;
 	const char *ok = "{\"part_size\":5242880,\"parts\":[{\"part_number\":4,\"url\":\"http://h/4\"},"
 			 "{\"part_number\":3,\"url\":\"http://h/3\"}],\"method\":\"PUT\",\"headers\":{}}";
 
@@ -239,23 +234,13 @@ static void test_presign_parts(void)
 					       "\"http://h/1\"},{\"part_number\":1,\"url\":\"http://h/1\"}]}"),
 					     1, 2, &p, &err));
 	T_TRUE(strstr(err.message, "twice") != NULL);
-	T_EQ_INT(S3D_E_PROTOCOL,
-		 s3d_reg_parse_presign_parts(J("{\"part_size\":0,\"parts\":[{\"part_number\":1,\"url\":"
-					       "\"http://h/1\"}]}"), 1, 1, &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL,
-		 s3d_reg_parse_presign_parts(J("{\"part_size\":5368709121,\"parts\":[{\"part_number\":1,"
-					       "\"url\":\"http://h/1\"}]}"), 1, 1, &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL,
-		 s3d_reg_parse_presign_parts(J("{\"part_size\":5.5,\"parts\":[{\"part_number\":1,"
-					       "\"url\":\"http://h/1\"}]}"), 1, 1, &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL,
-		 s3d_reg_parse_presign_parts(J("{\"part_size\":5,\"parts\":[{\"part_number\":\"1\","
-					       "\"url\":\"http://h/1\"}]}"), 1, 1, &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL,
-		 s3d_reg_parse_presign_parts(J("{\"part_size\":5,\"parts\":[{\"part_number\":1,"
-					       "\"url\":\"file:///etc/passwd\"}]}"), 1, 1, &p, &err));
-	T_EQ_INT(S3D_E_PROTOCOL,
-		 s3d_reg_parse_presign_parts(J("{\"part_size\":5,\"parts\":[7]}"), 1, 1, &p, &err));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = s3d_reg_parse_presign_parts(J(bad[i]), 1, 1, &p, &err);
+
+		if (rc != S3D_E_PROTOCOL)
+			fprintf(stderr, "    answer %s\n", bad[i]);
+		T_EQ_INT(S3D_E_PROTOCOL, rc);
+	}
 	T_TRUE(p.part_urls == NULL && p.nparts == 0);
 	/* a good one, parts out of order */
 	T_EQ_INT(S3D_OK, s3d_reg_parse_presign_parts(J(ok), 3, 2, &p, &err));
@@ -522,49 +507,58 @@ static void test_layout_and_index(void)
 	s3d_buf_cleanup(&out);
 }
 
+/* valid() of each of the n names is want (1 or 0); a name that is not says so. */
+static void names_are(int (*valid)(const char *), const char *const *names, size_t n, int want)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		int ok = !valid(names[i]) == !want;
+
+		if (!ok)
+			fprintf(stderr, "    name [%s]\n", names[i] ? names[i] : "(null)");
+		T_TRUE(ok);
+	}
+}
+
+#define NAMES_ARE(valid, names, want) \
+	names_are(valid, names, sizeof(names) / sizeof(names[0]), want)
+
+/* A name of max letters passes valid(), one of max + 1 does not (max < 300). */
+static void longest_name_is(int (*valid)(const char *), size_t max)
+{
+	char name[301];
+
+	memset(name, 'a', max + 1);
+	name[max + 1] = 0;
+	T_TRUE(!valid(name));
+	name[max] = 0;
+	T_TRUE(valid(name));
+}
+
 static void test_names(void)
 {
-	char longname[300];
+	static const char *const bad_repos[] = { NULL, "", "A", "a//b", "/a", "a/", "a..b",
+						 "a___b", "-a", "a-", "a/../b", "a?b" };
+	static const char *const good_repos[] = { "a", "library/ubuntu", "a.b_c__d-e---f/g0" };
+	static const char *const bad_tags[] = { "", ".x", "-x", "a/b", "a:b" };
+	static const char *const good_tags[] = { "v1", "_x", "1.0-rc_2" };
+	static const char *const bad_digests[] = {
+		"sha256:abc",
+		"sha512:" "1111111111111111111111111111111111111111111111111111111111111111",
+		"sha256:" "111111111111111111111111111111111111111111111111111111111111111A",
+		D1 "0",
+	};
 
-	T_TRUE(!s3d_reg_valid_repo(NULL));
-	T_TRUE(!s3d_reg_valid_repo(""));
-	T_TRUE(!s3d_reg_valid_repo("A"));
-	T_TRUE(!s3d_reg_valid_repo("a//b"));
-	T_TRUE(!s3d_reg_valid_repo("/a"));
-	T_TRUE(!s3d_reg_valid_repo("a/"));
-	T_TRUE(!s3d_reg_valid_repo("a..b"));
-	T_TRUE(!s3d_reg_valid_repo("a___b"));
-	T_TRUE(!s3d_reg_valid_repo("-a"));
-	T_TRUE(!s3d_reg_valid_repo("a-"));
-	T_TRUE(!s3d_reg_valid_repo("a/../b"));
-	T_TRUE(!s3d_reg_valid_repo("a?b"));
-	memset(longname, 'a', 256);
-	longname[256] = 0;
-	T_TRUE(!s3d_reg_valid_repo(longname));
-	longname[255] = 0;
-	T_TRUE(s3d_reg_valid_repo(longname));
-	T_TRUE(s3d_reg_valid_repo("a"));
-	T_TRUE(s3d_reg_valid_repo("library/ubuntu"));
-	T_TRUE(s3d_reg_valid_repo("a.b_c__d-e---f/g0"));
+	NAMES_ARE(s3d_reg_valid_repo, bad_repos, 0);
+	longest_name_is(s3d_reg_valid_repo, 255);
+	NAMES_ARE(s3d_reg_valid_repo, good_repos, 1);
 
-	T_TRUE(!s3d_reg_valid_tag(""));
-	T_TRUE(!s3d_reg_valid_tag(".x"));
-	T_TRUE(!s3d_reg_valid_tag("-x"));
-	T_TRUE(!s3d_reg_valid_tag("a/b"));
-	T_TRUE(!s3d_reg_valid_tag("a:b"));
-	memset(longname, 'a', 129);
-	longname[129] = 0;
-	T_TRUE(!s3d_reg_valid_tag(longname));
-	longname[128] = 0;
-	T_TRUE(s3d_reg_valid_tag(longname));
-	T_TRUE(s3d_reg_valid_tag("v1"));
-	T_TRUE(s3d_reg_valid_tag("_x"));
-	T_TRUE(s3d_reg_valid_tag("1.0-rc_2"));
+	NAMES_ARE(s3d_reg_valid_tag, bad_tags, 0);
+	longest_name_is(s3d_reg_valid_tag, 128);
+	NAMES_ARE(s3d_reg_valid_tag, good_tags, 1);
 
-	T_TRUE(!s3d_reg_valid_digest("sha256:abc"));
-	T_TRUE(!s3d_reg_valid_digest("sha512:" "1111111111111111111111111111111111111111111111111111111111111111"));
-	T_TRUE(!s3d_reg_valid_digest("sha256:" "111111111111111111111111111111111111111111111111111111111111111A"));
-	T_TRUE(!s3d_reg_valid_digest(D1 "0"));
+	NAMES_ARE(s3d_reg_valid_digest, bad_digests, 0);
 	T_TRUE(s3d_reg_valid_digest(D1));
 }
 
@@ -600,7 +594,10 @@ enum { A_NONE, A_BASIC, A_BEARER };
 
 struct mock {
 	pthread_mutex_t mu;
-	const char *endpoint;
+	const char *endpoint;     /* where presigned URLs point: the S3 server */
+	struct t_fault_server s3; /* S3 on its own server: the fault server is
+				     serial, and the client makes registry calls
+				     while part PUTs are half sent */
 	int auth;
 	char basic[256];          /* the Authorization the registry accepts */
 	int64_t part_size;
@@ -896,6 +893,39 @@ static s3d_reg *mock_reg(const struct t_fault_server *srv, const char *user)
 	return r;
 }
 
+/* m initialized and answering on srv, which it knows as its endpoint. 0 on
+ * success. */
+/* The registry on srv, S3 (the presigned URLs) on m->s3: one handler. */
+static int mock_start(struct mock *m, struct t_fault_server *srv)
+{
+	mock_init(m);
+	if (t_fault_start(srv, mock_answer, m) != 0)
+		return -1;
+	if (t_fault_start(&m->s3, mock_answer, m) != 0) {
+		t_fault_stop(srv);
+		return -1;
+	}
+	m->endpoint = m->s3.endpoint;
+	return 0;
+}
+
+static void mock_stop(struct mock *m, struct t_fault_server *srv)
+{
+	t_fault_stop(&m->s3);
+	t_fault_stop(srv);
+}
+
+/* The next pushes see part `part` fail as mode says; the counts of S3 PUTs
+ * and presigns start again. */
+static void mock_fail(struct mock *m, int part, int mode)
+{
+	pthread_mutex_lock(&m->mu);
+	m->s3_puts = m->presigns = 0;
+	m->fail_part = part;
+	m->fail_mode = mode;
+	pthread_mutex_unlock(&m->mu);
+}
+
 static void fast_opts(s3d_reg_push_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -979,9 +1009,7 @@ static void test_push_single(void)
 	char digest[80], path[64], want[128];
 	int fd;
 
-	mock_init(&m);
-	T_REQUIRE(t_fault_start(&srv, mock_answer, &m) == 0);
-	m.endpoint = srv.endpoint;
+	T_REQUIRE(mock_start(&m, &srv) == 0);
 	r = mock_reg(&srv, NULL);
 	fd = temp_file(1000, digest, path);
 	fast_opts(&o);
@@ -1018,7 +1046,7 @@ static void test_push_single(void)
 	close(fd);
 	unlink(path);
 	s3d_reg_close(r);
-	t_fault_stop(&srv);
+	mock_stop(&m, &srv);
 }
 
 static void test_push_multipart_retries(void)
@@ -1032,9 +1060,7 @@ static void test_push_multipart_retries(void)
 	size_t size = (12u << 20) + 5;
 	int fd;
 
-	mock_init(&m);
-	T_REQUIRE(t_fault_start(&srv, mock_answer, &m) == 0);
-	m.endpoint = srv.endpoint;
+	T_REQUIRE(mock_start(&m, &srv) == 0);
 	m.fail_part = 2;
 	m.fail_mode = F_403_ONCE; /* an expired URL: a fresh one is asked for */
 	r = mock_reg(&srv, NULL);
@@ -1059,19 +1085,15 @@ static void test_push_multipart_retries(void)
 	T_TRUE(strstr(m.presign_q[2], "parts=2&first_part=2&") != NULL);
 	T_EQ_INT(1, m.finalizes);
 	T_EQ_INT(0, m.deletes);
-	/* a 500 and a dropped connection: the same URL again */
-	m.s3_puts = m.presigns = 0;
-	m.fail_part = 1;
-	m.fail_mode = F_500_ONCE;
 	pthread_mutex_unlock(&m.mu);
+	/* a 500 and a dropped connection: the same URL again */
+	mock_fail(&m, 1, F_500_ONCE);
 	T_EQ_INT(S3D_OK, s3d_reg_push_blob(r, "test/repo", fd, (int64_t)size, digest, &o, &err));
 	pthread_mutex_lock(&m.mu);
 	T_EQ_INT(4, m.s3_puts);
 	T_EQ_INT(2, m.presigns);
-	m.s3_puts = m.presigns = 0;
-	m.fail_part = 3;
-	m.fail_mode = F_CLOSE_ONCE;
 	pthread_mutex_unlock(&m.mu);
+	mock_fail(&m, 3, F_CLOSE_ONCE);
 	T_EQ_INT(S3D_OK, s3d_reg_push_blob(r, "test/repo", fd, (int64_t)size, digest, &o, &err));
 	pthread_mutex_lock(&m.mu);
 	T_EQ_INT(4, m.s3_puts);
@@ -1081,7 +1103,7 @@ static void test_push_multipart_retries(void)
 	close(fd);
 	unlink(path);
 	s3d_reg_close(r);
-	t_fault_stop(&srv);
+	mock_stop(&m, &srv);
 }
 
 static void test_push_errors(void)
@@ -1094,9 +1116,7 @@ static void test_push_errors(void)
 	char digest[80], path[64], text[1024];
 	int fd;
 
-	mock_init(&m);
-	T_REQUIRE(t_fault_start(&srv, mock_answer, &m) == 0);
-	m.endpoint = srv.endpoint;
+	T_REQUIRE(mock_start(&m, &srv) == 0);
 	m.fail_part = 1;
 	m.fail_mode = F_BADDIGEST;
 	r = mock_reg(&srv, NULL);
@@ -1151,7 +1171,7 @@ static void test_push_errors(void)
 	close(fd);
 	unlink(path);
 	s3d_reg_close(r);
-	t_fault_stop(&srv);
+	mock_stop(&m, &srv);
 }
 
 static void test_auth_basic(void)
@@ -1164,9 +1184,7 @@ static void test_auth_basic(void)
 	char digest[80], path[64];
 	int fd, exists = 0;
 
-	mock_init(&m);
-	T_REQUIRE(t_fault_start(&srv, mock_answer, &m) == 0);
-	m.endpoint = srv.endpoint;
+	T_REQUIRE(mock_start(&m, &srv) == 0);
 	m.auth = A_BASIC;
 	basic_of("alice:s3cret", m.basic);
 	fd = temp_file(10, digest, path);
@@ -1211,7 +1229,7 @@ static void test_auth_basic(void)
 
 	close(fd);
 	unlink(path);
-	t_fault_stop(&srv);
+	mock_stop(&m, &srv);
 }
 
 static void test_auth_bearer(void)
@@ -1224,9 +1242,7 @@ static void test_auth_bearer(void)
 	char digest[80], path[64];
 	int fd;
 
-	mock_init(&m);
-	T_REQUIRE(t_fault_start(&srv, mock_answer, &m) == 0);
-	m.endpoint = srv.endpoint;
+	T_REQUIRE(mock_start(&m, &srv) == 0);
 	m.auth = A_BEARER;
 	basic_of("bob:pw", m.basic); /* what the token server wants */
 	fd = temp_file(10, digest, path);
@@ -1257,7 +1273,7 @@ static void test_auth_bearer(void)
 
 	close(fd);
 	unlink(path);
-	t_fault_stop(&srv);
+	mock_stop(&m, &srv);
 }
 
 static void test_exists_and_manifest(void)
@@ -1270,9 +1286,7 @@ static void test_exists_and_manifest(void)
 	const char *body = "{\"schemaVersion\":2}";
 	int exists = -1;
 
-	mock_init(&m);
-	T_REQUIRE(t_fault_start(&srv, mock_answer, &m) == 0);
-	m.endpoint = srv.endpoint;
+	T_REQUIRE(mock_start(&m, &srv) == 0);
 	r = mock_reg(&srv, NULL);
 	s3d_error_clear(&err);
 	T_EQ_INT(S3D_OK, s3d_reg_blob_exists(r, "test/repo", D1, &exists, &err));
@@ -1318,7 +1332,7 @@ static void test_exists_and_manifest(void)
 		T_EQ_STR(MT_I, m.manifest_ct);
 	}
 	s3d_reg_close(r);
-	t_fault_stop(&srv);
+	mock_stop(&m, &srv);
 }
 
 int main(void)

@@ -8,87 +8,12 @@
  */
 #include "t.h"
 #include "t_s3.h"
-
-#include "driver.h"
-#include "s3direct.h"
-#include "service.h"
-
-#include <curl/curl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <sys/stat.h>
+#include "t_svc.h"
 
 #define TTL 86400
 #define MiB (1024ll * 1024)
 
-static char bucket[64];
-static char tmproot[PATH_MAX - 64];
-static s3d_client *admin; /* plain client for setup and checks */
-static int svc_seq;
-
 /* ---- helpers ---------------------------------------------------------------- */
-
-static void new_uuid(char out[40])
-{
-	uint8_t r[16];
-
-	if (RAND_bytes(r, sizeof(r)) != 1)
-		memset(r, 0x5a, sizeof(r));
-	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-		 r[12], r[13], r[14], r[15]);
-}
-
-static s3d_driver *new_driver(const char *root)
-{
-	s3d_driver_config cfg;
-	s3d_driver *d = NULL;
-	s3d_error err;
-
-	t_s3_driver_config(&cfg, NULL, bucket, root);
-	s3d_error_clear(&err);
-	if (s3d_driver_new(&cfg, &d, &err) != S3D_OK)
-		fprintf(stderr, "  driver: %s\n", err.message);
-	return d;
-}
-
-static void svc_config(s3d_service_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->index.no_sync = 1;
-	cfg->session_ttl = TTL;
-}
-
-/* A service on d with cfg (NULL: defaults, TTL) and its own index. */
-static s3d_service *open_svc(s3d_driver *d, const s3d_service_config *cfg)
-{
-	s3d_service_config c;
-	s3d_service *svc = NULL;
-	s3d_error err;
-	char path[PATH_MAX];
-
-	if (!d)
-		return NULL;
-	if (cfg)
-		c = *cfg;
-	else
-		svc_config(&c);
-	snprintf(path, sizeof(path), "%s/index-%d", tmproot, ++svc_seq);
-	c.index.path = path;
-	s3d_error_clear(&err);
-	if (s3d_service_new(d, &c, &svc, &err) != S3D_OK) {
-		fprintf(stderr, "  service_new: %s\n", err.message);
-		return NULL;
-	}
-	return svc;
-}
-
-static void upload_path(char *out, size_t cap, const char *repo, const char *uuid,
-			const char *name)
-{
-	snprintf(out, cap, "/docker/registry/v2/repositories/%s/_uploads/%s/%s", repo, uuid,
-		 name);
-}
 
 /* The stock POST (startedat), then a presign at now (0: the clock) with
  * digest/size (NULL/-1: none) in single mode, or multipart with parts URLs.
@@ -96,14 +21,10 @@ static void upload_path(char *out, size_t cap, const char *repo, const char *uui
 static int open_session(s3d_driver *d, s3d_service *svc, char uuid[40], const char *digest,
 			int64_t size, int parts, time_t now, s3d_presign_result *r)
 {
-	const char *t = "2026-01-01T00:00:00.000000000Z";
 	s3d_presign_request rq;
 	s3d_error err;
-	char path[512];
 
-	new_uuid(uuid);
-	upload_path(path, sizeof(path), "it/app", uuid, "startedat");
-	if (s3d_driver_put_content(d, path, t, strlen(t), &err) != S3D_OK)
+	if (t_stock_upload(d, "it/app", uuid) != 0)
 		return -1;
 	memset(&rq, 0, sizeof(rq));
 	rq.repo = "it/app";
@@ -119,133 +40,6 @@ static int open_session(s3d_driver *d, s3d_service *svc, char uuid[40], const ch
 		return -1;
 	}
 	return 0;
-}
-
-struct put_src {
-	const uint8_t *p;
-	size_t n, off;
-};
-
-static size_t put_read(char *buf, size_t size, size_t nmemb, void *ud)
-{
-	struct put_src *s = ud;
-	size_t n = size * nmemb;
-
-	if (n > s->n - s->off)
-		n = s->n - s->off;
-	memcpy(buf, s->p + s->off, n);
-	s->off += n;
-	return n;
-}
-
-static size_t drop(char *p, size_t size, size_t nmemb, void *ud)
-{
-	(void)p;
-	(void)ud;
-	return size * nmemb;
-}
-
-/* A client's PUT of len bytes to url with the headers of r (NULL: none).
- * The HTTP status, or -1. */
-static long http_put(const char *url, const s3d_presign_result *r, const void *data, size_t len)
-{
-	struct curl_slist *h = NULL, *t;
-	struct put_src src = { data, len, 0 };
-	const char *p = r ? (const char *)r->headers.ptr : NULL;
-	char line[1024];
-	long status = -1;
-	size_t i;
-	CURL *c = curl_easy_init();
-
-	if (!c)
-		return -1;
-	for (i = 0; p && i < r->nheaders; i++) {
-		const char *v = p + strlen(p) + 1;
-
-		if (strcmp(p, "content-length") != 0) {
-			snprintf(line, sizeof(line), "%s: %s", p, v);
-			if (!(t = curl_slist_append(h, line)))
-				goto out;
-			h = t;
-		}
-		p = v + strlen(v) + 1;
-	}
-	if (!(t = curl_slist_append(h, "Expect:")))
-		goto out;
-	h = t;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, put_read);
-	curl_easy_setopt(c, CURLOPT_READDATA, &src);
-	curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, drop);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-out:
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return status;
-}
-
-static const char *part_url(const s3d_presign_result *r, int i)
-{
-	const char *p = (const char *)r->part_urls.ptr;
-	int k;
-
-	if (!p || i < 0 || i >= r->nparts)
-		return NULL;
-	for (k = 0; k < i; k++)
-		p += strlen(p) + 1;
-	return p;
-}
-
-static int exists(const char *key)
-{
-	s3d_error err;
-
-	return s3d_head_object(admin, bucket, key, 0, NULL, &err) == S3D_OK;
-}
-
-/* Objects below prefix, -1 on error. */
-static int objects_under(const char *prefix)
-{
-	s3d_list_opts o;
-	s3d_error err;
-	int n = 0;
-
-	memset(&o, 0, sizeof(o));
-	o.prefix = prefix;
-	return s3d_list_objects(admin, bucket, &o, t_count_entry, &n, &err) == S3D_OK ? n : -1;
-}
-
-struct up_count {
-	const char *prefix;
-	int n;
-};
-
-static int count_upload(void *ud, const s3d_list_entry *e)
-{
-	struct up_count *u = ud;
-
-	if (e->kind == S3D_ENTRY_UPLOAD && strncmp(e->key, u->prefix, strlen(u->prefix)) == 0)
-		u->n++;
-	return 0;
-}
-
-/* Multipart uploads whose key starts with prefix, -1 on error. */
-static int uploads_under(const char *prefix)
-{
-	struct up_count u = { prefix, 0 };
-	s3d_list_opts o;
-	s3d_error err;
-
-	memset(&o, 0, sizeof(o));
-	o.prefix = prefix;
-	return s3d_list_multipart_uploads(admin, bucket, &o, count_upload, &u, &err) == S3D_OK
-		       ? u.n
-		       : -1;
 }
 
 static int sweep(s3d_service *svc, time_t now, s3d_sweep_stats *st)
@@ -269,35 +63,24 @@ static int sweep(s3d_service *svc, time_t now, s3d_sweep_stats *st)
 		T_EQ_INT(errs, (st).errors);                                 \
 	} while (0)
 
-static void digest_of(const void *p, size_t n, char out[80])
-{
-	uint8_t md[32];
-	int i;
-
-	t_sha256(p, n, md);
-	strcpy(out, "sha256:");
-	for (i = 0; i < 32; i++)
-		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-}
-
 /* The private area of root holds nothing of any session. */
 static void t_private_empty(const char *root)
 {
 	char p[256];
 
 	snprintf(p, sizeof(p), "%s/_s3direct/sessions/", root);
-	T_EQ_INT(0, objects_under(p));
+	T_EQ_INT(0, t_objects_under(p));
 	snprintf(p, sizeof(p), "%s/_s3direct/uploads/", root);
-	T_EQ_INT(0, objects_under(p));
-	T_EQ_INT(0, uploads_under(p));
+	T_EQ_INT(0, t_objects_under(p));
+	T_EQ_INT(0, t_uploads_under(p));
 }
 
 /* ---- hostile and empty ------------------------------------------------------------ */
 
 static void test_hostile_and_junk(void)
 {
-	s3d_driver *d = new_driver("sw-junk");
-	s3d_service *svc = open_svc(d, NULL);
+	s3d_driver *d = t_svc_driver(NULL, "sw-junk");
+	s3d_service *svc = t_svc_open(d, NULL);
 	s3d_sweep_stats st;
 	s3d_error err;
 	char uuid[40], key[256], nested[256], odd[256], tails[256];
@@ -312,27 +95,27 @@ static void test_hostile_and_junk(void)
 
 	/* a marker that does not decode, keys that name no session, the
 	 * writer's tails area */
-	new_uuid(uuid);
+	t_uuid(uuid);
 	snprintf(key, sizeof(key), "sw-junk/_s3direct/sessions/%s", uuid);
-	T_REQUIRE(s3d_put_object(admin, bucket, key, "garbage", 7, NULL, NULL, &err) == S3D_OK);
+	T_REQUIRE(t_put_object(key, "garbage", 7) == S3D_OK);
 	snprintf(nested, sizeof(nested), "sw-junk/_s3direct/uploads/%s/nested", uuid);
-	T_REQUIRE(s3d_put_object(admin, bucket, nested, "x", 1, NULL, NULL, &err) == S3D_OK);
+	T_REQUIRE(t_put_object(nested, "x", 1) == S3D_OK);
 	snprintf(odd, sizeof(odd), "sw-junk/_s3direct/sessions/not.a.uuid");
-	T_REQUIRE(s3d_put_object(admin, bucket, odd, "x", 1, NULL, NULL, &err) == S3D_OK);
+	T_REQUIRE(t_put_object(odd, "x", 1) == S3D_OK);
 	snprintf(tails, sizeof(tails), "sw-junk/_s3direct/tails/x");
-	T_REQUIRE(s3d_put_object(admin, bucket, tails, "x", 1, NULL, NULL, &err) == S3D_OK);
+	T_REQUIRE(t_put_object(tails, "x", 1) == S3D_OK);
 
 	/* young: kept */
 	T_EQ_INT(S3D_OK, sweep(svc, 0, &st));
 	T_STATS(st, 0, 0, 0, 0);
-	T_TRUE(exists(key));
+	T_TRUE(t_exists(key));
 	/* older than any session: the bad marker goes, the rest stays */
 	T_EQ_INT(S3D_OK, sweep(svc, now + TTL + 60, &st));
 	T_STATS(st, 0, 0, 1, 0);
-	T_TRUE(!exists(key));
-	T_TRUE(exists(nested));
-	T_TRUE(exists(odd));
-	T_TRUE(exists(tails));
+	T_TRUE(!t_exists(key));
+	T_TRUE(t_exists(nested));
+	T_TRUE(t_exists(odd));
+	T_TRUE(t_exists(tails));
 	T_EQ_INT(S3D_OK, sweep(svc, now + TTL + 60, &st));
 	T_STATS(st, 0, 0, 0, 0);
 
@@ -344,8 +127,8 @@ static void test_hostile_and_junk(void)
 
 static void test_expires_own_sessions(void)
 {
-	s3d_driver *d = new_driver("sw-exp");
-	s3d_service *svc = open_svc(d, NULL);
+	s3d_driver *d = t_svc_driver(NULL, "sw-exp");
+	s3d_service *svc = t_svc_open(d, NULL);
 	s3d_presign_result r;
 	s3d_presign_request rq;
 	s3d_upload_status ust;
@@ -364,42 +147,42 @@ static void test_expires_own_sessions(void)
 
 	/* single with bytes at its temp key */
 	T_REQUIRE(open_session(d, svc, single, NULL, -1, 0, 0, &r) == 0);
-	T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, data, 1000));
+	T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, data, 1000, NULL));
 	/* multipart with two parts */
 	T_REQUIRE(open_session(d, svc, mp, NULL, -1, 2, 0, &r) == 0);
-	T_EQ_INT(200, http_put(part_url(&r, 0), NULL, data, 1000));
-	T_EQ_INT(200, http_put(part_url(&r, 1), NULL, data + 1000, 1000));
+	T_EQ_INT(200, t_http_put(t_part_url(&r, 0), NULL, NULL, data, 1000, NULL));
+	T_EQ_INT(200, t_http_put(t_part_url(&r, 1), NULL, NULL, data + 1000, 1000, NULL));
 	/* direct: the bytes at the blob's key */
-	digest_of(data, 4000, digest);
+	t_digest_of(data, 4000, digest, NULL);
 	T_REQUIRE(open_session(d, svc, direct, digest, 4000, 0, 0, &r) == 0);
 	T_TRUE(r.session.direct);
 	snprintf(bkey, sizeof(bkey), "%s", r.session.key);
-	T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, data, 4000));
-	T_TRUE(exists(bkey));
+	T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, data, 4000, NULL));
+	T_TRUE(t_exists(bkey));
 	/* presigned, nothing sent */
 	T_REQUIRE(open_session(d, svc, empty, NULL, -1, 0, 0, &r) == 0);
 	/* opened later: still running at `later` */
 	T_REQUIRE(open_session(d, svc, live, NULL, -1, 1, now + 30, &r) == 0);
 
-	T_EQ_INT(5, objects_under("sw-exp/_s3direct/sessions/"));
-	T_EQ_INT(1, objects_under("sw-exp/_s3direct/uploads/"));
-	T_EQ_INT(2, uploads_under("sw-exp/_s3direct/uploads/"));
+	T_EQ_INT(5, t_objects_under("sw-exp/_s3direct/sessions/"));
+	T_EQ_INT(1, t_objects_under("sw-exp/_s3direct/uploads/"));
+	T_EQ_INT(2, t_uploads_under("sw-exp/_s3direct/uploads/"));
 
 	/* nothing is due yet */
 	T_EQ_INT(S3D_OK, sweep(svc, 0, &st));
 	T_STATS(st, 0, 0, 0, 0);
-	T_EQ_INT(5, objects_under("sw-exp/_s3direct/sessions/"));
-	T_EQ_INT(2, uploads_under("sw-exp/_s3direct/uploads/"));
+	T_EQ_INT(5, t_objects_under("sw-exp/_s3direct/sessions/"));
+	T_EQ_INT(2, t_uploads_under("sw-exp/_s3direct/uploads/"));
 
 	/* later: four expire, each counted once: one upload aborted, one temp
 	 * object and four markers deleted */
 	T_EQ_INT(S3D_OK, sweep(svc, later, &st));
 	T_STATS(st, 4, 1, 5, 0);
-	T_EQ_INT(1, objects_under("sw-exp/_s3direct/sessions/"));
-	T_EQ_INT(0, objects_under("sw-exp/_s3direct/uploads/"));
-	T_EQ_INT(1, uploads_under("sw-exp/_s3direct/uploads/")); /* the live one's */
+	T_EQ_INT(1, t_objects_under("sw-exp/_s3direct/sessions/"));
+	T_EQ_INT(0, t_objects_under("sw-exp/_s3direct/uploads/"));
+	T_EQ_INT(1, t_uploads_under("sw-exp/_s3direct/uploads/")); /* the live one's */
 	snprintf(tkey, sizeof(tkey), "sw-exp/_s3direct/sessions/%s", live);
-	T_TRUE(exists(tkey));
+	T_TRUE(t_exists(tkey));
 	{
 		const char *gone[] = { single, mp, direct, empty };
 
@@ -407,14 +190,14 @@ static void test_expires_own_sessions(void)
 			T_EQ_INT(S3D_OK, s3d_index_get(s3d_service_index(svc), gone[i], &s, &err));
 			T_EQ_INT(S3D_SESSION_EXPIRED, s.status);
 			T_EQ_STR("expired", s.detail);
-			upload_path(path, sizeof(path), "it/app", gone[i], "startedat");
+			t_upload_path(path, sizeof(path), "it/app", gone[i], "startedat");
 			T_EQ_INT(S3D_E_NOTFOUND, s3d_driver_stat(d, path, &sst, &err));
 		}
 	}
 	T_EQ_INT(S3D_OK, s3d_index_get(s3d_service_index(svc), live, &s, &err));
 	T_EQ_INT(S3D_SESSION_UPLOADING, s.status);
 	/* the content-addressed blob is never the sweeper's */
-	T_TRUE(exists(bkey));
+	T_TRUE(t_exists(bkey));
 
 	/* the expired sessions answer so */
 	memset(&rq, 0, sizeof(rq));
@@ -439,7 +222,7 @@ static void test_expires_own_sessions(void)
 	T_EQ_INT(S3D_OK, sweep(svc, later + 60, &st));
 	T_STATS(st, 1, 1, 1, 0);
 	t_private_empty("sw-exp");
-	T_TRUE(exists(bkey));
+	T_TRUE(t_exists(bkey));
 	T_EQ_INT(S3D_OK, sweep(svc, later + 60, &st));
 	T_STATS(st, 0, 0, 0, 0);
 
@@ -453,8 +236,8 @@ static void test_expires_own_sessions(void)
 
 static void test_expires_other_process_sessions(void)
 {
-	s3d_driver *da = new_driver("sw-mark"), *db = new_driver("sw-mark");
-	s3d_service *a = open_svc(da, NULL), *b = open_svc(db, NULL);
+	s3d_driver *da = t_svc_driver(NULL, "sw-mark"), *db = t_svc_driver(NULL, "sw-mark");
+	s3d_service *a = t_svc_open(da, NULL), *b = t_svc_open(db, NULL);
 	s3d_presign_result r;
 	s3d_sweep_stats st;
 	s3d_session s;
@@ -468,20 +251,20 @@ static void test_expires_other_process_sessions(void)
 	s3d_presign_result_init(&r);
 	t_fill(data, sizeof(data), 71);
 	T_REQUIRE(open_session(da, a, single, NULL, -1, 0, 0, &r) == 0);
-	T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, data, 1000));
+	T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, data, 1000, NULL));
 	T_REQUIRE(open_session(da, a, mp, NULL, -1, 3, 0, &r) == 0);
-	T_EQ_INT(200, http_put(part_url(&r, 2), NULL, data, 1000));
-	digest_of(data, sizeof(data), digest);
+	T_EQ_INT(200, t_http_put(t_part_url(&r, 2), NULL, NULL, data, 1000, NULL));
+	t_digest_of(data, sizeof(data), digest, NULL);
 	T_REQUIRE(open_session(da, a, direct, digest, -1, 0, 0, &r) == 0);
 	snprintf(bkey, sizeof(bkey), "%s", r.session.key);
-	T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, data, sizeof(data)));
+	T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, data, sizeof(data), NULL));
 
 	/* b never saw them: its sweep finds them through their markers */
 	T_EQ_INT(S3D_OK, sweep(b, later, &st));
 	T_STATS(st, 3, 1, 4, 0);
 	t_private_empty("sw-mark");
-	T_TRUE(exists(bkey));
-	upload_path(path, sizeof(path), "it/app", mp, "startedat");
+	T_TRUE(t_exists(bkey));
+	t_upload_path(path, sizeof(path), "it/app", mp, "startedat");
 	T_EQ_INT(S3D_E_NOTFOUND, s3d_driver_stat(db, path, &sst, &err));
 	T_EQ_INT(S3D_OK, sweep(b, later, &st));
 	T_STATS(st, 0, 0, 0, 0);
@@ -496,7 +279,7 @@ static void test_expires_other_process_sessions(void)
 	T_EQ_INT(S3D_SESSION_EXPIRED, s.status);
 	T_EQ_INT(S3D_OK, sweep(a, later, &st));
 	T_STATS(st, 0, 0, 0, 0);
-	T_TRUE(exists(bkey));
+	T_TRUE(t_exists(bkey));
 
 	s3d_presign_result_cleanup(&r);
 	s3d_service_free(b);
@@ -531,8 +314,8 @@ static void *sweep_thread(void *ud)
 
 static void test_concurrent_sweeps(void)
 {
-	s3d_driver *da = new_driver("sw-conc"), *db = new_driver("sw-conc");
-	s3d_service *a = open_svc(da, NULL), *b = open_svc(db, NULL);
+	s3d_driver *da = t_svc_driver(NULL, "sw-conc"), *db = t_svc_driver(NULL, "sw-conc");
+	s3d_service *a = t_svc_open(da, NULL), *b = t_svc_open(db, NULL);
 	s3d_presign_result r;
 	struct sweep_job ja, jb;
 	pthread_t ta, tb;
@@ -546,9 +329,11 @@ static void test_concurrent_sweeps(void)
 	for (i = 0; i < 6; i++) {
 		T_REQUIRE(open_session(da, a, uuid, NULL, -1, i % 2 ? 1 : 0, 0, &r) == 0);
 		if (i % 2)
-			T_EQ_INT(200, http_put(part_url(&r, 0), NULL, data, sizeof(data)));
+			T_EQ_INT(200, t_http_put(t_part_url(&r, 0), NULL, NULL, data, sizeof(data),
+						 NULL));
 		else
-			T_EQ_INT(200, http_put(s3d_buf_str(&r.url), &r, data, sizeof(data)));
+			T_EQ_INT(200, t_http_put(s3d_buf_str(&r.url), &r, NULL, data, sizeof(data),
+						 NULL));
 	}
 	memset(&ja, 0, sizeof(ja));
 	memset(&jb, 0, sizeof(jb));
@@ -579,8 +364,8 @@ static void test_concurrent_sweeps(void)
 
 static void test_orphans_only_when_old(void)
 {
-	s3d_driver *d = new_driver("sw-orph");
-	s3d_service *svc = open_svc(d, NULL);
+	s3d_driver *d = t_svc_driver(NULL, "sw-orph");
+	s3d_service *svc = t_svc_open(d, NULL);
 	s3d_presign_result r;
 	s3d_sweep_stats st;
 	s3d_error err;
@@ -597,44 +382,43 @@ static void test_orphans_only_when_old(void)
 	t_fill(data, sizeof(data), 91);
 
 	/* bytes under the uploads prefix that no marker names */
-	new_uuid(u1);
-	new_uuid(u2);
+	t_uuid(u1);
+	t_uuid(u2);
 	snprintf(orphan_obj, sizeof(orphan_obj), "sw-orph/_s3direct/uploads/%s", u1);
 	snprintf(orphan_mpu, sizeof(orphan_mpu), "sw-orph/_s3direct/uploads/%s", u2);
-	T_REQUIRE(s3d_put_object(admin, bucket, orphan_obj, data, sizeof(data), NULL, NULL,
-				 &err) == S3D_OK);
-	T_REQUIRE(s3d_create_multipart(admin, bucket, orphan_mpu, NULL, &id, &err) == S3D_OK);
-	T_REQUIRE(s3d_upload_part(admin, bucket, orphan_mpu, s3d_buf_str(&id), 1, data,
+	T_REQUIRE(t_put_object(orphan_obj, data, sizeof(data)) == S3D_OK);
+	T_REQUIRE(s3d_create_multipart(t_svc.admin, t_svc.bucket, orphan_mpu, NULL, &id, &err) ==
+		  S3D_OK);
+	T_REQUIRE(s3d_upload_part(t_svc.admin, t_svc.bucket, orphan_mpu, s3d_buf_str(&id), 1, data,
 				  sizeof(data), NULL, &part, &err) == S3D_OK);
 	/* sessions still running when the orphans are old: opened "later"
 	 * (their bytes put here directly: URLs signed in the future are
 	 * refused), so they have a marker and their bytes are theirs */
 	T_REQUIRE(open_session(d, svc, live, NULL, -1, 0, now + 2 * TTL, &r) == 0);
 	snprintf(live_key, sizeof(live_key), "%s", r.session.key);
-	T_REQUIRE(s3d_put_object(admin, bucket, live_key, data, sizeof(data), NULL, NULL,
-				 &err) == S3D_OK);
+	T_REQUIRE(t_put_object(live_key, data, sizeof(data)) == S3D_OK);
 	T_REQUIRE(open_session(d, svc, live_mpu, NULL, -1, 1, now + 2 * TTL, &r) == 0);
 	snprintf(live_mpu_key, sizeof(live_mpu_key), "%s", r.session.key);
-	T_EQ_INT(2, objects_under("sw-orph/_s3direct/uploads/"));
-	T_EQ_INT(2, uploads_under("sw-orph/_s3direct/uploads/"));
+	T_EQ_INT(2, t_objects_under("sw-orph/_s3direct/uploads/"));
+	T_EQ_INT(2, t_uploads_under("sw-orph/_s3direct/uploads/"));
 
 	/* young orphans are kept (a presign may be about to record them) */
 	T_EQ_INT(S3D_OK, sweep(svc, 0, &st));
 	T_STATS(st, 0, 0, 0, 0);
 	T_EQ_INT(S3D_OK, sweep(svc, now + TTL - 60, &st));
 	T_STATS(st, 0, 0, 0, 0);
-	T_TRUE(exists(orphan_obj));
-	T_EQ_INT(2, uploads_under("sw-orph/_s3direct/uploads/"));
+	T_TRUE(t_exists(orphan_obj));
+	T_EQ_INT(2, t_uploads_under("sw-orph/_s3direct/uploads/"));
 
 	/* older than the TTL: removed; the live sessions' bytes stay */
 	T_EQ_INT(S3D_OK, sweep(svc, now + TTL + 60, &st));
 	T_STATS(st, 0, 1, 1, 0);
-	T_TRUE(!exists(orphan_obj));
-	T_EQ_INT(0, uploads_under(orphan_mpu));
-	T_TRUE(exists(live_key));
-	T_EQ_INT(1, uploads_under(live_mpu_key));
+	T_TRUE(!t_exists(orphan_obj));
+	T_EQ_INT(0, t_uploads_under(orphan_mpu));
+	T_TRUE(t_exists(live_key));
+	T_EQ_INT(1, t_uploads_under(live_mpu_key));
 	snprintf(mk, sizeof(mk), "sw-orph/_s3direct/sessions/%s", live);
-	T_TRUE(exists(mk));
+	T_TRUE(t_exists(mk));
 	T_EQ_INT(S3D_OK, sweep(svc, now + TTL + 60, &st));
 	T_STATS(st, 0, 0, 0, 0);
 
@@ -653,7 +437,7 @@ static void test_orphans_only_when_old(void)
 
 static void test_fresh_finalize_untouched(void)
 {
-	s3d_driver *d = new_driver("sw-fin"), *d2 = new_driver("sw-fin");
+	s3d_driver *d = t_svc_driver(NULL, "sw-fin"), *d2 = t_svc_driver(NULL, "sw-fin");
 	s3d_service_config cfg;
 	s3d_service *svc, *other;
 	s3d_presign_result r;
@@ -664,16 +448,16 @@ static void test_fresh_finalize_untouched(void)
 	uint8_t data[100];
 	time_t now = time(NULL);
 
-	svc_config(&cfg);
+	t_svc_config(&cfg);
 	cfg.session_ttl = 60;
 	cfg.finalize_stale = 900;
-	svc = open_svc(d, &cfg);
-	other = open_svc(d2, &cfg);
+	svc = t_svc_open(d, &cfg);
+	other = t_svc_open(d2, &cfg);
 	T_REQUIRE(svc && other);
 	s3d_presign_result_init(&r);
 	t_fill(data, sizeof(data), 99);
 	T_REQUIRE(open_session(d, svc, uuid, NULL, -1, 1, now, &r) == 0);
-	T_EQ_INT(200, http_put(part_url(&r, 0), NULL, data, sizeof(data)));
+	T_EQ_INT(200, t_http_put(t_part_url(&r, 0), NULL, NULL, data, sizeof(data), NULL));
 	snprintf(key, sizeof(key), "%s", r.session.key);
 	snprintf(mk, sizeof(mk), "sw-fin/_s3direct/sessions/%s", uuid);
 
@@ -690,25 +474,25 @@ static void test_fresh_finalize_untouched(void)
 	T_STATS(st, 0, 0, 0, 0);
 	T_EQ_INT(S3D_OK, s3d_index_get(s3d_service_index(svc), uuid, &s, &err));
 	T_EQ_INT(S3D_SESSION_FINALIZING, s.status);
-	T_EQ_INT(1, uploads_under(key));
+	T_EQ_INT(1, t_uploads_under(key));
 	T_EQ_INT(S3D_OK, s3d_svc_marker_get(svc, uuid, &m, &err));
 	T_EQ_INT(S3D_SESSION_FINALIZING, m.status);
 	T_EQ_INT(S3D_OK, sweep(svc, now + 50 + 899, &st));
 	T_STATS(st, 0, 0, 0, 0);
-	T_EQ_INT(1, uploads_under(key));
+	T_EQ_INT(1, t_uploads_under(key));
 
 	/* stale: taken over, by the process whose index holds it */
 	T_EQ_INT(S3D_OK, sweep(svc, now + 50 + 900, &st));
 	T_STATS(st, 1, 1, 1, 0);
 	T_EQ_INT(S3D_OK, s3d_index_get(s3d_service_index(svc), uuid, &s, &err));
 	T_EQ_INT(S3D_SESSION_EXPIRED, s.status);
-	T_EQ_INT(0, uploads_under(key));
-	T_TRUE(!exists(mk));
+	T_EQ_INT(0, t_uploads_under(key));
+	T_TRUE(!t_exists(mk));
 	t_private_empty("sw-fin");
 
 	/* the same, taken over by a process that knows it from the marker only */
 	T_REQUIRE(open_session(d, svc, uuid, NULL, -1, 1, now, &r) == 0);
-	T_EQ_INT(200, http_put(part_url(&r, 0), NULL, data, sizeof(data)));
+	T_EQ_INT(200, t_http_put(t_part_url(&r, 0), NULL, NULL, data, sizeof(data), NULL));
 	snprintf(key, sizeof(key), "%s", r.session.key);
 	s = r.session;
 	s.status = S3D_SESSION_FINALIZING;
@@ -716,7 +500,7 @@ static void test_fresh_finalize_untouched(void)
 	T_REQUIRE(s3d_svc_save(svc, &s, S3D_SVC_OPEN, 1, NULL, &err) == S3D_OK);
 	T_EQ_INT(S3D_OK, sweep(other, now + 50 + 899, &st));
 	T_STATS(st, 0, 0, 0, 0);
-	T_EQ_INT(1, uploads_under(key));
+	T_EQ_INT(1, t_uploads_under(key));
 	T_EQ_INT(S3D_OK, sweep(other, now + 50 + 900, &st));
 	T_STATS(st, 1, 1, 1, 0);
 	t_private_empty("sw-fin");
@@ -732,8 +516,8 @@ static void test_fresh_finalize_untouched(void)
 
 static void test_pages(void)
 {
-	s3d_driver *d = new_driver("sw-pages");
-	s3d_service *svc = open_svc(d, NULL);
+	s3d_driver *d = t_svc_driver(NULL, "sw-pages");
+	s3d_service *svc = t_svc_open(d, NULL);
 	s3d_sweep_stats st;
 	s3d_session s;
 	s3d_error err;
@@ -745,7 +529,7 @@ static void test_pages(void)
 	/* markers of sessions other processes opened and left to expire */
 	for (i = 0; rc == S3D_OK && i < n; i++) {
 		s3d_session_init(&s);
-		new_uuid(s.uuid);
+		t_uuid(s.uuid);
 		snprintf(s.repo, sizeof(s.repo), "it/app");
 		s.status = S3D_SESSION_PENDING;
 		s.mode = S3D_MODE_SINGLE;
@@ -757,19 +541,19 @@ static void test_pages(void)
 	T_REQUIRE(rc == S3D_OK);
 	/* temp objects no marker names */
 	for (i = 0; rc == S3D_OK && i < n; i++) {
-		new_uuid(s.uuid);
+		t_uuid(s.uuid);
 		snprintf(key, sizeof(key), "sw-pages/_s3direct/uploads/%s", s.uuid);
-		rc = s3d_put_object(admin, bucket, key, "x", 1, NULL, NULL, &err);
+		rc = t_put_object(key, "x", 1);
 	}
 	T_REQUIRE(rc == S3D_OK);
-	T_EQ_INT(n, objects_under("sw-pages/_s3direct/sessions/"));
-	T_EQ_INT(n, objects_under("sw-pages/_s3direct/uploads/"));
+	T_EQ_INT(n, t_objects_under("sw-pages/_s3direct/sessions/"));
+	T_EQ_INT(n, t_objects_under("sw-pages/_s3direct/uploads/"));
 
 	/* the markers are due now, the orphans not yet */
 	T_EQ_INT(S3D_OK, sweep(svc, 0, &st));
 	T_STATS(st, n, 0, n, 0);
-	T_EQ_INT(0, objects_under("sw-pages/_s3direct/sessions/"));
-	T_EQ_INT(n, objects_under("sw-pages/_s3direct/uploads/"));
+	T_EQ_INT(0, t_objects_under("sw-pages/_s3direct/sessions/"));
+	T_EQ_INT(n, t_objects_under("sw-pages/_s3direct/uploads/"));
 	T_EQ_INT(S3D_OK, sweep(svc, now + TTL + 60, &st));
 	T_STATS(st, 0, 0, n, 0);
 	t_private_empty("sw-pages");
@@ -783,8 +567,8 @@ static void test_prunes_ended_records(void)
 {
 	static const int statuses[] = { S3D_SESSION_COMPLETED, S3D_SESSION_FAILED,
 					 S3D_SESSION_CANCELLED, S3D_SESSION_EXPIRED };
-	s3d_driver *d = new_driver("sw-prune");
-	s3d_service *svc = open_svc(d, NULL);
+	s3d_driver *d = t_svc_driver(NULL, "sw-prune");
+	s3d_service *svc = t_svc_open(d, NULL);
 	char old_ids[4][40], recent[40], open_id[40];
 	s3d_sweep_stats st;
 	s3d_session s;
@@ -795,7 +579,7 @@ static void test_prunes_ended_records(void)
 	T_REQUIRE(svc);
 	for (i = 0; i < 4; i++) {
 		s3d_session_init(&s);
-		new_uuid(old_ids[i]);
+		t_uuid(old_ids[i]);
 		snprintf(s.uuid, sizeof(s.uuid), "%s", old_ids[i]);
 		snprintf(s.repo, sizeof(s.repo), "it/app");
 		s.status = statuses[i];
@@ -805,7 +589,7 @@ static void test_prunes_ended_records(void)
 	}
 	/* ended, but less than one TTL ago: kept */
 	s3d_session_init(&s);
-	new_uuid(recent);
+	t_uuid(recent);
 	snprintf(s.uuid, sizeof(s.uuid), "%s", recent);
 	snprintf(s.repo, sizeof(s.repo), "it/app");
 	s.status = S3D_SESSION_COMPLETED;
@@ -814,7 +598,7 @@ static void test_prunes_ended_records(void)
 	s.updated = now - TTL / 2; /* ended (say, expired) recently */
 	T_EQ_INT(S3D_OK, s3d_index_put(s3d_service_index(svc), &s, S3D_INDEX_ABSENT, NULL, &err));
 	/* open and running: never pruned (the sweep leaves it alone) */
-	new_uuid(open_id);
+	t_uuid(open_id);
 	snprintf(s.uuid, sizeof(s.uuid), "%s", open_id);
 	s.status = S3D_SESSION_PENDING;
 	s.expires = now + TTL;
@@ -838,33 +622,13 @@ static void test_prunes_ended_records(void)
 
 /* ---- main -------------------------------------------------------------------------- */
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	int rc;
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	admin = t_s3_plain_client();
-	if (t_s3_new_bucket("sweep", admin, "swp", bucket, sizeof(bucket)) != 0) {
-		s3d_client_free(admin);
+	if (t_svc_begin("sweep", "swp") != 0)
 		return 1;
-	}
-	snprintf(tmproot, sizeof(tmproot), "%s/s3d-test-sweep-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(tmproot)) {
-		perror("mkdtemp");
-		printf("sweep: 0 passed, 1 failed\n");
-		t_s3_drop_bucket(admin, bucket, NULL, 0);
-		s3d_client_free(admin);
-		return 1;
-	}
+	t_svc.config.session_ttl = TTL;
 	T_RUN(test_hostile_and_junk);
 	T_RUN(test_expires_own_sessions);
 	T_RUN(test_expires_other_process_sessions);
@@ -874,9 +638,6 @@ int main(void)
 	T_RUN(test_pages);
 	T_RUN(test_prunes_ended_records);
 	rc = t_done("sweep");
-	nftw(tmproot, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	t_s3_drop_bucket(admin, bucket, NULL, 0);
-	s3d_client_free(admin);
-	curl_global_cleanup();
+	t_svc_end();
 	return rc;
 }
