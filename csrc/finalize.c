@@ -239,55 +239,6 @@ static int finalize_direct(struct fin *f, s3d_error *err)
 
 /* --------------------------------------------------------- multipart */
 
-struct part_acc {
-	s3d_part *v;
-	size_t n, cap;
-	int rc;
-};
-
-static int add_part(void *ud, const s3d_list_entry *e)
-{
-	struct part_acc *a = ud;
-	s3d_part *p;
-
-	if (e->kind != S3D_ENTRY_PART)
-		return 0;
-	if (a->n == S3D_SVC_MAX_PARTS) {
-		a->rc = S3D_E_PROTOCOL;
-		return 1;
-	}
-	if (a->n == a->cap) {
-		size_t ncap = a->cap ? a->cap * 2 : 64;
-
-		if (ncap > S3D_SVC_MAX_PARTS)
-			ncap = S3D_SVC_MAX_PARTS;
-		p = realloc(a->v, ncap * sizeof(*p));
-		if (!p) {
-			a->rc = S3D_E_NOMEM;
-			return 1;
-		}
-		a->v = p;
-		a->cap = ncap;
-	}
-	p = &a->v[a->n++];
-	memset(p, 0, sizeof(*p));
-	p->number = e->part_number;
-	p->size = e->size;
-	if (s3d_strlcpy(p->etag, sizeof(p->etag), e->etag ? e->etag : "",
-			e->etag ? strlen(e->etag) : 0) != S3D_OK) {
-		a->rc = S3D_E_PROTOCOL;
-		return 1;
-	}
-	return 0;
-}
-
-static int cmp_part(const void *x, const void *y)
-{
-	const s3d_part *a = x, *b = y;
-
-	return (a->number > b->number) - (a->number < b->number);
-}
-
 /*
  * Completes the session's multipart upload from the parts S3 lists. An
  * upload that is gone was completed by an earlier finalize of this session
@@ -296,7 +247,8 @@ static int cmp_part(const void *x, const void *y)
 static int complete_upload(struct fin *f, s3d_error *err)
 {
 	s3d_service *svc = f->svc;
-	struct part_acc a;
+	s3d_part *v = NULL;
+	size_t n = 0;
 	int64_t total = 0;
 	size_t i;
 	int rc;
@@ -305,37 +257,31 @@ static int complete_upload(struct fin *f, s3d_error *err)
 		f->outcome = FIN_RETRY;
 		return s3d_err_set(err, S3D_E_STATE, "no part was presigned for this session");
 	}
-	memset(&a, 0, sizeof(a));
-	rc = s3d_list_parts(svc->d->client, svc->d->bucket, f->s.key, f->s.upload_id, NULL,
-			    add_part, &a, err);
+	rc = s3d_list_parts_all(svc->d->client, svc->d->bucket, f->s.key, f->s.upload_id, &v,
+				&n, err);
 	if (rc == S3D_E_NOTFOUND) {
-		free(a.v);
 		f->upload_gone = 1;
 		return S3D_OK; /* completed before: the temp object follows */
 	}
-	if (rc == S3D_OK && a.rc != S3D_OK)
-		rc = s3d_err_set(err, a.rc, "%s", a.rc == S3D_E_NOMEM ? "out of memory"
-								 : "unexpected part listing");
 	if (rc != S3D_OK)
 		goto out;
-	if (a.n == 0) {
+	if (n == 0) {
 		f->outcome = FIN_RETRY;
 		rc = s3d_err_set(err, S3D_E_STATE, "no part was uploaded for this session");
 		goto out;
 	}
-	qsort(a.v, a.n, sizeof(*a.v), cmp_part);
-	for (i = 0; i < a.n; i++) {
-		if (a.v[i].size < 0 || (i + 1 < a.n && a.v[i].size < (int64_t)S3D_MIN_PART)) {
+	for (i = 0; i < n; i++) {
+		if (v[i].size < 0 || (i + 1 < n && v[i].size < (int64_t)S3D_MIN_PART)) {
 			/* S3 would refuse the completion (EntityTooSmall); the
 			 * client can upload the part again */
 			f->outcome = FIN_RETRY;
 			rc = s3d_err_set(err, S3D_E_STATE,
 					 "part %d holds %lld bytes: every part but the last "
 					 "must hold at least 5 MiB",
-					 a.v[i].number, (long long)a.v[i].size);
+					 v[i].number, (long long)v[i].size);
 			goto out;
 		}
-		total += a.v[i].size;
+		total += v[i].size;
 	}
 	/* refused before the completion makes the bytes one object */
 	rc = check_size(f, total, err);
@@ -343,9 +289,9 @@ static int complete_upload(struct fin *f, s3d_error *err)
 		rc = check_repo_quota(f, total, err);
 	if (rc == S3D_OK)
 		rc = s3d_complete_multipart(svc->d->client, svc->d->bucket, f->s.key,
-					    f->s.upload_id, a.v, a.n, NULL, err);
+					    f->s.upload_id, v, n, NULL, err);
 out:
-	free(a.v);
+	free(v);
 	return rc;
 }
 

@@ -613,85 +613,25 @@ int s3d_service_presign(s3d_service *svc, const s3d_presign_request *rq,
 
 /* --------------------------------------------------------------- status */
 
-struct part_list {
-	s3d_part *v;
-	size_t n, cap;
-	int rc;
-};
-
-static int collect_part(void *ud, const s3d_list_entry *e)
-{
-	struct part_list *l = ud;
-	s3d_part *p;
-
-	if (e->kind != S3D_ENTRY_PART)
-		return 0;
-	if (l->n == S3D_SVC_MAX_PARTS) {
-		l->rc = S3D_E_PROTOCOL;
-		return 1;
-	}
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 16;
-
-		if (ncap > S3D_SVC_MAX_PARTS)
-			ncap = S3D_SVC_MAX_PARTS;
-		p = realloc(l->v, ncap * sizeof(*p));
-		if (!p) {
-			l->rc = S3D_E_NOMEM;
-			return 1;
-		}
-		l->v = p;
-		l->cap = ncap;
-	}
-	p = &l->v[l->n++];
-	memset(p, 0, sizeof(*p));
-	p->number = e->part_number;
-	p->size = e->size;
-	p->last_modified = e->last_modified;
-	snprintf(p->etag, sizeof(p->etag), "%s", e->etag ? e->etag : "");
-	snprintf(p->checksum_sha256, sizeof(p->checksum_sha256), "%s",
-		 e->checksum_sha256 ? e->checksum_sha256 : "");
-	return 0;
-}
-
-static int part_cmp(const void *a, const void *b)
-{
-	const s3d_part *x = a, *y = b;
-
-	return (x->number > y->number) - (x->number < y->number);
-}
-
 /* The parts S3 holds for the session's upload. An upload gone while the
  * session is open means it ended elsewhere; during a finalize it is the
  * completion. */
 static int stored_parts(s3d_service *svc, s3d_upload_status *out, s3d_error *err)
 {
 	const s3d_session *s = &out->session;
-	struct part_list l;
 	size_t i;
 	int rc;
 
-	memset(&l, 0, sizeof(l));
-	rc = s3d_list_parts(svc->d->client, svc->d->bucket, s->key, s->upload_id, NULL,
-			    collect_part, &l, err);
-	if (rc == S3D_OK && l.rc != S3D_OK)
-		rc = s3d_err_set(err, l.rc, "%s", l.rc == S3D_E_NOMEM ? "out of memory"
-							    : "more than 10000 parts listed");
-	if (rc == S3D_E_NOTFOUND && s->status == S3D_SESSION_FINALIZING) {
-		l.n = 0;
+	rc = s3d_list_parts_all(svc->d->client, svc->d->bucket, s->key, s->upload_id,
+				&out->parts, &out->nparts, err);
+	if (rc == S3D_E_NOTFOUND && s->status == S3D_SESSION_FINALIZING)
 		rc = S3D_OK;
-	} else if (rc == S3D_E_NOTFOUND)
+	else if (rc == S3D_E_NOTFOUND)
 		s3d_err_set(err, rc, "upload session %s ended", s->uuid);
-	if (rc != S3D_OK) {
-		free(l.v);
+	if (rc != S3D_OK)
 		return rc;
-	}
-	if (l.n > 1)
-		qsort(l.v, l.n, sizeof(*l.v), part_cmp);
-	for (i = 0; i < l.n; i++)
-		out->stored += l.v[i].size > 0 ? l.v[i].size : 0;
-	out->parts = l.v;
-	out->nparts = l.n;
+	for (i = 0; i < out->nparts; i++)
+		out->stored += out->parts[i].size > 0 ? out->parts[i].size : 0;
 	return S3D_OK;
 }
 

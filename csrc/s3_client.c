@@ -26,6 +26,7 @@
 
 #define POOL_MAX 64
 #define LIST_PAGES_MAX 1000000 /* bound on pages one list call walks */
+#define S3D_MAX_PARTS 10000    /* S3's part numbers */
 
 struct s3d_client {
 	char scheme[8];
@@ -1437,6 +1438,81 @@ int s3d_list_parts(s3d_client *c, const char *bucket, const char *key,
 		o = &local;
 	}
 	return list_pages(c, &l, o, fn, ud, err);
+}
+
+struct part_acc {
+	s3d_part *v;
+	size_t n, cap;
+	int rc;
+};
+
+static int acc_part(void *ud, const s3d_list_entry *e)
+{
+	struct part_acc *a = ud;
+	s3d_part *p;
+
+	if (e->kind != S3D_ENTRY_PART)
+		return 0;
+	if (a->n == a->cap) {
+		size_t ncap = a->cap ? a->cap * 2 : 16;
+
+		if (ncap > S3D_MAX_PARTS)
+			ncap = S3D_MAX_PARTS;
+		if (ncap <= a->n) {
+			a->rc = S3D_E_TOOBIG;
+			return 1;
+		}
+		p = realloc(a->v, ncap * sizeof(*p));
+		if (!p) {
+			a->rc = S3D_E_NOMEM;
+			return 1;
+		}
+		a->v = p;
+		a->cap = ncap;
+	}
+	p = &a->v[a->n++];
+	memset(p, 0, sizeof(*p));
+	p->number = e->part_number;
+	p->size = e->size;
+	p->last_modified = e->last_modified;
+	snprintf(p->etag, sizeof(p->etag), "%s", e->etag ? e->etag : "");
+	snprintf(p->checksum_sha256, sizeof(p->checksum_sha256), "%s",
+		 e->checksum_sha256 ? e->checksum_sha256 : "");
+	return 0;
+}
+
+static int part_number_cmp(const void *x, const void *y)
+{
+	const s3d_part *a = x, *b = y;
+
+	return (a->number > b->number) - (a->number < b->number);
+}
+
+int s3d_list_parts_all(s3d_client *c, const char *bucket, const char *key,
+		       const char *upload_id, s3d_part **parts, size_t *nparts,
+		       s3d_error *err)
+{
+	struct part_acc a;
+	int rc;
+
+	if (!parts || !nparts)
+		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
+	*parts = NULL;
+	*nparts = 0;
+	memset(&a, 0, sizeof(a));
+	rc = s3d_list_parts(c, bucket, key, upload_id, NULL, acc_part, &a, err);
+	if (rc == S3D_OK && a.rc != S3D_OK)
+		rc = s3d_err_set(err, a.rc, "%s", a.rc == S3D_E_NOMEM ? "out of memory"
+								 : "more than 10000 parts listed");
+	if (rc != S3D_OK) {
+		free(a.v);
+		return rc;
+	}
+	if (a.n > 1)
+		qsort(a.v, a.n, sizeof(*a.v), part_number_cmp);
+	*parts = a.v;
+	*nparts = a.n;
+	return S3D_OK;
 }
 
 int s3d_client_presign_query(s3d_client *c, const char *method, const char *bucket,

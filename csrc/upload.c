@@ -34,7 +34,6 @@
 #define ID_MAX 4096               /* upload ids we accept (multipart.c's bound) */
 #define STAMP_MAX (ID_MAX + 32)
 #define UPLOADS_MAX 10000         /* uploads of one key tracked at open */
-#define PARTS_MAX 10000           /* S3's part number range */
 #define COPY_PART_MAX ((int64_t)5 * 1024 * 1024 * 1024) /* UploadPartCopy limit */
 #define PEND_MIN_CAP (64u * 1024u)
 #define DEFAULT_PART (10u * 1024u * 1024u)
@@ -408,54 +407,6 @@ static int abort_others(s3d_writer *w, const struct upload_scan *s, const char *
 	return rc;
 }
 
-struct part_scan {
-	s3d_writer *w;
-	size_t cap;
-	int rc;
-};
-
-static int scan_part(void *ud, const s3d_list_entry *e)
-{
-	struct part_scan *s = ud;
-	s3d_writer *w = s->w;
-	s3d_part *p;
-
-	if (e->kind != S3D_ENTRY_PART)
-		return 0;
-	if (w->nprior == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 16;
-
-		if (ncap > PARTS_MAX)
-			ncap = PARTS_MAX;
-		if (ncap <= w->nprior) {
-			s->rc = S3D_E_TOOBIG;
-			return 1;
-		}
-		p = realloc(w->prior, ncap * sizeof(*p));
-		if (!p) {
-			s->rc = S3D_E_NOMEM;
-			return 1;
-		}
-		w->prior = p;
-		s->cap = ncap;
-	}
-	p = &w->prior[w->nprior++];
-	memset(p, 0, sizeof(*p));
-	p->number = e->part_number;
-	p->size = e->size;
-	p->last_modified = e->last_modified;
-	snprintf(p->etag, sizeof(p->etag), "%s", e->etag ? e->etag : "");
-	snprintf(p->checksum_sha256, sizeof(p->checksum_sha256), "%s",
-		 e->checksum_sha256 ? e->checksum_sha256 : "");
-	return 0;
-}
-
-static int part_cmp(const void *a, const void *b)
-{
-	const s3d_part *x = a, *y = b;
-
-	return (x->number > y->number) - (x->number < y->number);
-}
 
 /*
  * Parts of the upload in upload_id, all pages. Only 1..n without a gap count:
@@ -465,21 +416,20 @@ static int part_cmp(const void *a, const void *b)
  */
 static int load_parts(s3d_writer *w, s3d_error *err)
 {
-	struct part_scan s = { w, 0, S3D_OK };
 	size_t i;
 	int rc;
 
+	free(w->prior);
+	w->prior = NULL;
 	w->nprior = 0;
 	w->prior_bytes = 0;
-	rc = s3d_list_parts(w->c, w->bucket, s3d_buf_str(&w->key), s3d_buf_str(&w->upload_id),
-			    NULL, scan_part, &s, err);
-	if (rc == S3D_OK && s.rc != S3D_OK)
-		rc = wfail(w, err, s.rc, "LIST", "%s",
-			   s.rc == S3D_E_TOOBIG ? "more than 10000 parts" : "out of memory");
+	rc = s3d_list_parts_all(w->c, w->bucket, s3d_buf_str(&w->key), s3d_buf_str(&w->upload_id),
+				&w->prior, &w->nprior, err);
+	if (rc == S3D_E_TOOBIG || rc == S3D_E_NOMEM)
+		rc = wfail(w, err, rc, "LIST", "%s",
+			   rc == S3D_E_TOOBIG ? "more than 10000 parts" : "out of memory");
 	if (rc != S3D_OK)
 		return rc;
-	if (w->nprior > 1)
-		qsort(w->prior, w->nprior, sizeof(*w->prior), part_cmp);
 	for (i = 0; i < w->nprior && w->prior[i].number == (int)i + 1; i++) {
 		if (w->prior[i].size < 0 || !w->prior[i].etag[0])
 			return wfail(w, err, S3D_E_PROTOCOL, "LIST",

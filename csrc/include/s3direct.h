@@ -379,6 +379,15 @@ int s3d_list_multipart_uploads(s3d_client *c, const char *bucket,
 int s3d_list_parts(s3d_client *c, const char *bucket, const char *key,
 		   const char *upload_id, const s3d_list_opts *o,
 		   s3d_list_fn fn, void *ud, s3d_error *err);
+/*
+ * Every part of the upload (all pages), ascending by part number, into a
+ * malloc'd array the caller frees (*parts NULL when there is none).
+ * S3D_E_NOTFOUND when the upload is gone (NoSuchUpload), S3D_E_TOOBIG
+ * beyond 10,000 parts.
+ */
+int s3d_list_parts_all(s3d_client *c, const char *bucket, const char *key,
+		       const char *upload_id, s3d_part **parts, size_t *nparts,
+		       s3d_error *err);
 
 /*
  * Presigned URL for method on bucket/key, valid for expires seconds from when

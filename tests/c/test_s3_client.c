@@ -435,7 +435,31 @@ static void test_list_parts_past_1000(void)
 	T_EQ_INT(2, i); /* 400 + 400 + 205 */
 	T_EQ_INT(1005, k.n);
 	T_TRUE(k.numbers_ok);
+	/* all pages into one array, ascending, with sizes and ETags */
+	{
+		s3d_part *v = NULL;
+		size_t n = 0, j;
+		int sorted = 1;
+
+		T_EQ_INT(S3D_OK, s3d_list_parts_all(c, bucket, "many-parts", s3d_buf_str(&id), &v,
+						    &n, &err));
+		T_EQ_INT(1005, (int)n);
+		for (j = 0; v && j < n; j++)
+			sorted &= v[j].number == (int)j + 1 && v[j].size == 1 && v[j].etag[0];
+		T_TRUE(sorted);
+		free(v);
+		T_EQ_INT(S3D_E_INVAL, s3d_list_parts_all(c, bucket, "many-parts", s3d_buf_str(&id),
+							  NULL, &n, &err));
+	}
 	T_EQ_INT(S3D_OK, s3d_abort_multipart(c, bucket, "many-parts", s3d_buf_str(&id), &err));
+	{
+		s3d_part *v = (s3d_part *)&err; /* reset to NULL on failure */
+		size_t n = 7;
+
+		T_EQ_INT(S3D_E_NOTFOUND, s3d_list_parts_all(c, bucket, "many-parts",
+							     s3d_buf_str(&id), &v, &n, &err));
+		T_TRUE(v == NULL && n == 0);
+	}
 	s3d_buf_cleanup(&id);
 	s3d_buf_cleanup(&cont);
 	s3d_client_free(c);
