@@ -637,11 +637,6 @@ static int multipart_copy(s3d_driver *d, const char *src, const char *dst, int64
 	return rc;
 }
 
-/*
- * Copy then delete the source object. s3-aws deletes the source with its
- * recursive Delete (also removing src + "/..."); only the moved object goes
- * here. A move onto itself is a no-op (copy-then-delete would lose it).
- */
 int s3d_driver_copy_key(s3d_driver *d, const char *src, const char *dst, int64_t size,
 			s3d_error *err)
 {
@@ -653,6 +648,11 @@ int s3d_driver_copy_key(s3d_driver *d, const char *src, const char *dst, int64_t
 	return multipart_copy(d, src, dst, size, err);
 }
 
+/*
+ * Copy then delete the source object. s3-aws deletes the source with its
+ * recursive Delete (also removing src + "/..."); only the moved object goes
+ * here. A move onto itself is a no-op (copy-then-delete would lose it).
+ */
 int s3d_driver_move(s3d_driver *d, const char *src, const char *dst, s3d_error *err)
 {
 	s3d_buf skey, dkey;
@@ -676,11 +676,8 @@ int s3d_driver_move(s3d_driver *d, const char *src, const char *dst, s3d_error *
 	if (rc == S3D_OK && info.size < 0)
 		rc = fail(err, S3D_E_PROTOCOL, "MOVE", d->bucket, s3d_buf_str(&skey),
 			  "HEAD answer without a size");
-	if (rc == S3D_OK && info.size <= d->cfg.copy_threshold)
-		rc = s3d_copy_object(d->client, d->bucket, s3d_buf_str(&skey), d->bucket,
-				     s3d_buf_str(&dkey), s3d_driver_put_opts(d), NULL, err);
-	else if (rc == S3D_OK)
-		rc = multipart_copy(d, s3d_buf_str(&skey), s3d_buf_str(&dkey), info.size, err);
+	if (rc == S3D_OK)
+		rc = s3d_driver_copy_key(d, s3d_buf_str(&skey), s3d_buf_str(&dkey), info.size, err);
 	if (rc == S3D_OK)
 		rc = s3d_delete_object(d->client, d->bucket, s3d_buf_str(&skey), err);
 out:

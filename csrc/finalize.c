@@ -31,6 +31,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "s3_client.h"
 #include "verify.h"
 
 #include <stdio.h>
@@ -41,13 +42,6 @@
 #define KEY_MAX 2048
 #define MAX_SINGLE_COPY (5ll * 1024 * 1024 * 1024)
 
-/* What a finalize found, decided while it holds the session. */
-enum fin_outcome {
-	FIN_DONE = 0, /* linked */
-	FIN_REFUSED,  /* the bytes are refused: the session fails */
-	FIN_RETRY,    /* nothing changed for good: the session goes back */
-};
-
 struct fin {
 	s3d_service *svc;
 	s3d_session s;           /* the claimed record (FINALIZING) */
@@ -57,16 +51,19 @@ struct fin {
 	char b64[48];
 	char meta[sizeof(S3D_SVC_META_PREFIX) + 72];
 	int64_t now;
-	int outcome;
+	int refused;             /* the bytes are refused: the session fails (else
+				  * a failed finalize gives the session back) */
+	s3d_svc_marker_seen seen; /* the marker as the lookup read it */
 	char claim_etag[136];    /* the marker this claim wrote */
 	int upload_gone;         /* the multipart upload was completed or aborted before */
+	int completed;           /* this finalize completed the multipart upload */
 	s3d_finalize_result *out;
 };
 
 /* ------------------------------------------------------------ helpers */
 
 /* The bytes are refused: the session fails (err set, rc returned). */
-#define REFUSE(f, err, rc, ...) ((f)->outcome = FIN_REFUSED, s3d_err_set((err), (rc), __VA_ARGS__))
+#define REFUSE(f, err, rc, ...) ((f)->refused = 1, s3d_err_set((err), (rc), __VA_ARGS__))
 
 static void fill_result(s3d_finalize_result *out, const char *digest, int64_t size)
 {
@@ -88,21 +85,29 @@ static int check_size(struct fin *f, int64_t size, s3d_error *err)
 	return S3D_OK;
 }
 
+/* One HEAD of the link's key: a driver stat would add a LIST for the
+ * directory case on every miss (the usual answer). */
 static int link_exists(struct fin *f, int *yes, s3d_error *err)
 {
-	s3d_buf path;
-	s3d_stat st;
+	s3d_buf path, key;
 	int rc;
 
 	*yes = 0;
 	s3d_buf_init(&path, KEY_MAX);
+	s3d_buf_init(&key, KEY_MAX);
 	rc = s3d_svc_link_path(f->s.repo, f->digest, &path);
 	if (rc == S3D_OK)
-		rc = s3d_driver_stat(f->svc->d, s3d_buf_str(&path), &st, err);
+		rc = s3d_driver_key(f->svc->d, s3d_buf_str(&path), &key);
+	if (rc != S3D_OK)
+		s3d_err_set(err, rc, "cannot name the layer link");
+	else
+		rc = s3d_head_object(f->svc->d->client, f->svc->d->bucket, s3d_buf_str(&key), 0,
+				     NULL, err);
 	if (rc == S3D_OK)
 		*yes = 1;
 	else if (rc == S3D_E_NOTFOUND)
 		rc = S3D_OK;
+	s3d_buf_cleanup(&key);
 	s3d_buf_cleanup(&path);
 	return rc;
 }
@@ -144,11 +149,10 @@ static int digest_mismatch(struct fin *f, const uint8_t got[32], s3d_error *err)
  * client replaced its upload during the finalize. Nothing was placed; the
  * session goes back and a new finalize checks the new bytes.
  */
-static int changed_meanwhile(struct fin *f, int rc, s3d_error *err)
+static int changed_meanwhile(int rc, s3d_error *err)
 {
 	if (rc != S3D_E_S3 || !err || err->http_status != 412)
 		return rc;
-	f->outcome = FIN_RETRY;
 	s3d_error_clear(err);
 	return s3d_err_set(err, S3D_E_CONFLICT,
 			   "the upload changed during finalize: finalize again");
@@ -174,7 +178,7 @@ static int verify_object(struct fin *f, const char *key, const s3d_obj_info *inf
 	rc = s3d_verify_sha256(f->svc->d->client, f->svc->d->bucket, key, &f->svc->cfg.verify,
 			       got, &size, err);
 	if (rc != S3D_OK)
-		return changed_meanwhile(f, rc, err);
+		return changed_meanwhile(rc, err);
 	if (size != info->size)
 		return s3d_err_set(err, S3D_E_CONFLICT,
 				   "the uploaded object changed during verification");
@@ -213,7 +217,6 @@ static int finalize_direct(struct fin *f, s3d_error *err)
 	memset(&info, 0, sizeof(info));
 	rc = s3d_head_object(f->svc->d->client, f->svc->d->bucket, f->s.key, 1, &info, err);
 	if (rc == S3D_E_NOTFOUND || (rc == S3D_OK && strcmp(info.meta_s3direct, f->meta) != 0)) {
-		f->outcome = FIN_RETRY;
 		s3d_error_clear(err);
 		return s3d_err_set(err, S3D_E_STATE,
 				   "nothing was uploaded for this session: PUT the bytes to the "
@@ -240,11 +243,13 @@ static int finalize_direct(struct fin *f, s3d_error *err)
 /* --------------------------------------------------------- multipart */
 
 /*
- * Completes the session's multipart upload from the parts S3 lists. An
- * upload that is gone was completed by an earlier finalize of this session
- * that stopped before the end: the temp object then holds the bytes.
+ * Completes the session's multipart upload from the parts S3 lists; info
+ * then describes the temp object (the completion's ETag and checksum, the
+ * listed total as size) and f->completed is set. An upload that is gone was
+ * completed by an earlier finalize of this session that stopped before the
+ * end: the temp object then holds the bytes.
  */
-static int complete_upload(struct fin *f, s3d_error *err)
+static int complete_upload(struct fin *f, s3d_obj_info *info, s3d_error *err)
 {
 	s3d_service *svc = f->svc;
 	s3d_part *v = NULL;
@@ -253,10 +258,8 @@ static int complete_upload(struct fin *f, s3d_error *err)
 	size_t i;
 	int rc;
 
-	if (!f->s.upload_id[0]) {
-		f->outcome = FIN_RETRY;
+	if (!f->s.upload_id[0])
 		return s3d_err_set(err, S3D_E_STATE, "no part was presigned for this session");
-	}
 	rc = s3d_list_parts_all(svc->d->client, svc->d->bucket, f->s.key, f->s.upload_id, &v,
 				&n, err);
 	if (rc == S3D_E_NOTFOUND) {
@@ -266,7 +269,6 @@ static int complete_upload(struct fin *f, s3d_error *err)
 	if (rc != S3D_OK)
 		goto out;
 	if (n == 0) {
-		f->outcome = FIN_RETRY;
 		rc = s3d_err_set(err, S3D_E_STATE, "no part was uploaded for this session");
 		goto out;
 	}
@@ -274,7 +276,6 @@ static int complete_upload(struct fin *f, s3d_error *err)
 		if (v[i].size < 0 || (i + 1 < n && v[i].size < (int64_t)S3D_MIN_PART)) {
 			/* S3 would refuse the completion (EntityTooSmall); the
 			 * client can upload the part again */
-			f->outcome = FIN_RETRY;
 			rc = s3d_err_set(err, S3D_E_STATE,
 					 "part %d holds %lld bytes: every part but the last "
 					 "must hold at least 5 MiB",
@@ -289,7 +290,11 @@ static int complete_upload(struct fin *f, s3d_error *err)
 		rc = check_repo_quota(f, total, err);
 	if (rc == S3D_OK)
 		rc = s3d_complete_multipart(svc->d->client, svc->d->bucket, f->s.key,
-					    f->s.upload_id, v, n, NULL, err);
+					    f->s.upload_id, v, n, info, err);
+	if (rc == S3D_OK) {
+		info->size = total; /* the answer's own length is no object size */
+		f->completed = 1;
+	}
 out:
 	free(v);
 	return rc;
@@ -329,7 +334,7 @@ static int place_blob(struct fin *f, const s3d_obj_info *info, s3d_error *err)
 		po.nheaders = 1;
 		rc = s3d_copy_object(svc->d->client, svc->d->bucket, f->s.key, svc->d->bucket,
 				     s3d_buf_str(&blob), &po, NULL, err);
-		rc = changed_meanwhile(f, rc, err);
+		rc = changed_meanwhile(rc, err);
 	} else {
 		/* beyond one copy only a completed multipart upload: its key
 		 * takes no more writes (no single PUT URL exists for it) */
@@ -340,42 +345,51 @@ out:
 	return rc;
 }
 
-static int finalize_temp(struct fin *f, s3d_error *err)
+/* The temp object's HEAD (with checksums) and the checks on its size. */
+static int head_temp(struct fin *f, s3d_obj_info *info, s3d_error *err)
 {
 	s3d_service *svc = f->svc;
-	s3d_obj_info info;
-	int rc = S3D_OK;
+	int rc;
 
-	if (f->s.mode == S3D_MODE_MULTIPART)
-		rc = complete_upload(f, err);
-	if (rc != S3D_OK)
-		return rc;
-	memset(&info, 0, sizeof(info));
-	rc = s3d_head_object(svc->d->client, svc->d->bucket, f->s.key, 1, &info, err);
+	memset(info, 0, sizeof(*info));
+	rc = s3d_head_object(svc->d->client, svc->d->bucket, f->s.key, 1, info, err);
 	if (rc == S3D_E_NOTFOUND && (f->upload_gone || f->s.mode == S3D_MODE_MULTIPART)) {
 		/* the multipart upload was completed (maybe by us) and its object
 		 * taken, or aborted, by another request in another process (the
 		 * index is node-local; S3 servers without atomic conditional
 		 * writes let two claims through): its outcome decides */
-		f->outcome = FIN_RETRY;
 		s3d_error_clear(err);
 		return s3d_err_set(err, S3D_E_CONFLICT,
 				   "the upload session is being finalized or cancelled by another "
 				   "request");
 	}
 	if (rc == S3D_E_NOTFOUND) {
-		f->outcome = FIN_RETRY;
 		s3d_error_clear(err);
 		return s3d_err_set(err, S3D_E_STATE,
 				   "nothing was uploaded for this session: PUT the bytes to the "
 				   "presigned URL first");
 	}
-	if (rc == S3D_OK && info.size < 0)
+	if (rc == S3D_OK && info->size < 0)
 		rc = s3d_err_set(err, S3D_E_PROTOCOL, "HEAD of the upload without a size");
 	if (rc == S3D_OK)
-		rc = check_size(f, info.size, err);
+		rc = check_size(f, info->size, err);
 	if (rc == S3D_OK)
-		rc = check_repo_quota(f, info.size, err);
+		rc = check_repo_quota(f, info->size, err);
+	return rc;
+}
+
+static int finalize_temp(struct fin *f, s3d_error *err)
+{
+	s3d_obj_info info;
+	int rc = S3D_OK;
+
+	memset(&info, 0, sizeof(info));
+	if (f->s.mode == S3D_MODE_MULTIPART)
+		rc = complete_upload(f, &info, err);
+	/* a completion in this call checked the listed total already, and its
+	 * answer describes the object */
+	if (rc == S3D_OK && !f->completed)
+		rc = head_temp(f, &info, err);
 	if (rc == S3D_OK)
 		rc = verify_object(f, f->s.key, &info, err);
 	if (rc == S3D_OK)
@@ -401,21 +415,27 @@ static int completed_result(const s3d_session *s, const char *digest,
 /* The session as a finalize may take it; *done when it is a repeat. */
 static int check_claimable(struct fin *f, const s3d_session *s, int *done, s3d_error *err)
 {
+	int rc;
+
 	*done = 0;
 	if (s->status == S3D_SESSION_COMPLETED) {
 		*done = 1;
 		return completed_result(s, f->digest, f->out, err);
 	}
-	if (s->status == S3D_SESSION_EXPIRED || (s->expires <= f->now &&
-						 s->status != S3D_SESSION_FINALIZING))
-		return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
-	if (S3D_SESSION_BIT(s->status) & S3D_SVC_TERMINAL)
-		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
-				   s3d_session_status_name(s->status));
-	if (s->status == S3D_SESSION_FINALIZING &&
-	    s->updated + f->svc->cfg.finalize_stale > f->now)
-		return s3d_err_set(err, S3D_E_CONFLICT,
-				   "the upload session is being finalized by another request");
+	if (s->status == S3D_SESSION_FINALIZING) {
+		/* a stale claim is taken over, even past the session's end */
+		if (s->updated + f->svc->cfg.finalize_stale > f->now)
+			return s3d_err_set(err, S3D_E_CONFLICT, "the upload session is being "
+					   "finalized by another request");
+	} else {
+		/* past its end any other session is expired first (failed or
+		 * cancelled ones too) */
+		if (s->expires <= f->now)
+			return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
+		rc = s3d_svc_check_open(s, f->now, err);
+		if (rc != S3D_OK)
+			return rc;
+	}
 	if (s->mode == S3D_MODE_NONE)
 		return s3d_err_set(err, S3D_E_STATE, "no URL was presigned for this session");
 	return S3D_OK;
@@ -425,27 +445,32 @@ static int check_claimable(struct fin *f, const s3d_session *s, int *done, s3d_e
  * The claim across registry processes: the index is node-local, so the
  * marker is rewritten conditionally on the ETag it had while it still
  * showed the session open (or a stale claim). Of two processes claiming at
- * once, S3 lets exactly one write (412 for the other: CONFLICT).
+ * once, S3 lets exactly one write (412 for the other: CONFLICT). The
+ * marker the lookup read serves (any change since fails the condition); it
+ * is read here only when the lookup answered from the index alone.
  */
 static int claim_marker(struct fin *f, s3d_error *err)
 {
-	char etag[136] = "";
-	s3d_session m;
+	const s3d_session *m = &f->seen.rec;
 	int rc;
 
-	rc = s3d_svc_marker_get_etag(f->svc, f->s.uuid, &m, etag, err);
-	if (rc == S3D_E_NOTFOUND)
-		return s3d_err_set(err, S3D_E_NOTFOUND,
-				   "upload unknown: the session ended in another registry process");
-	if (rc != S3D_OK)
-		return rc;
-	if (m.status == S3D_SESSION_FINALIZING && m.updated + f->svc->cfg.finalize_stale > f->now)
+	if (!f->seen.read) {
+		rc = s3d_svc_marker_get_etag(f->svc, f->s.uuid, &f->seen.rec, f->seen.etag, err);
+		if (rc == S3D_E_NOTFOUND)
+			return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session "
+					   "ended in another registry process");
+		if (rc != S3D_OK)
+			return rc;
+		f->seen.read = 1;
+	}
+	if (m->status == S3D_SESSION_FINALIZING && m->updated + f->svc->cfg.finalize_stale > f->now)
 		return s3d_err_set(err, S3D_E_CONFLICT,
 				   "the upload session is being finalized by another request");
-	if (!(S3D_SESSION_BIT(m.status) & (S3D_SVC_OPEN | S3D_SESSION_BIT(S3D_SESSION_FINALIZING))))
+	if (!(S3D_SESSION_BIT(m->status) &
+	      (S3D_SVC_OPEN | S3D_SESSION_BIT(S3D_SESSION_FINALIZING))))
 		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
-				   s3d_session_status_name(m.status));
-	return s3d_svc_marker_put_if(f->svc, &f->s, etag, f->claim_etag, err);
+				   s3d_session_status_name(m->status));
+	return s3d_svc_marker_put_if(f->svc, &f->s, f->seen.etag, f->claim_etag, err);
 }
 
 static int claim(struct fin *f, const s3d_session *s, int *done, s3d_error *err)
@@ -516,11 +541,7 @@ static void mark_failed(struct fin *f, const s3d_error *why)
 	s3d_error e;
 
 	s3d_error_clear(&e);
-	if (!f->s.direct)
-		s3d_svc_discard_bytes(f->svc, &f->s, NULL, &e);
-	else if (f->s.upload_id[0])
-		s3d_abort_multipart(f->svc->d->client, f->svc->d->bucket, f->s.key,
-				    f->s.upload_id, &e);
+	s3d_svc_discard_bytes(f->svc, &f->s, NULL, &e);
 	s3d_svc_remove_upload(f->svc, &f->s, &e);
 	next.status = S3D_SESSION_FAILED;
 	next.updated = f->now;
@@ -592,13 +613,14 @@ int s3d_service_finalize(s3d_service *svc, const char *repo, const char *uuid,
 	rc = s3d_svc_check_repo(repo, err);
 	if (rc == S3D_OK)
 		rc = s3d_svc_parse_digest(digest, f.raw, err);
+	if (rc == S3D_OK && s3d_base64(f.raw, sizeof(f.raw), f.b64, sizeof(f.b64)) != S3D_OK)
+		rc = s3d_err_set(err, S3D_E_INVAL, "cannot encode the digest");
 	if (rc == S3D_OK)
-		rc = s3d_svc_lookup(svc, repo, uuid, 1, &s, err);
+		rc = s3d_svc_lookup(svc, repo, uuid, 1, &s, &f.seen, err);
 	if (rc == S3D_OK)
 		rc = claim(&f, &s, &done, err);
 	if (rc != S3D_OK || done)
 		return rc;
-	s3d_svc_b64_sha256(f.raw, f.b64);
 	snprintf(f.meta, sizeof(f.meta), "%s%s", S3D_SVC_META_PREFIX, f.s.uuid);
 
 	if (f.s.declared_digest[0] && strcmp(f.s.declared_digest, digest) != 0)
@@ -615,8 +637,7 @@ int s3d_service_finalize(s3d_service *svc, const char *repo, const char *uuid,
 		s3d_error e;
 
 		s3d_error_clear(&e);
-		if (!f.s.direct)
-			s3d_svc_discard_bytes(svc, &f.s, NULL, &e);
+		s3d_svc_discard_bytes(svc, &f.s, NULL, &e);
 		/* completed in the index before the marker goes: a concurrent
 		 * finalize then finds the completion, never a session whose
 		 * marker vanished */
@@ -626,7 +647,7 @@ int s3d_service_finalize(s3d_service *svc, const char *repo, const char *uuid,
 		 * (the sweeper removes what is left) */
 		return S3D_OK;
 	}
-	if (f.outcome == FIN_REFUSED) {
+	if (f.refused) {
 		mark_failed(&f, err);
 	} else {
 		give_back(&f);

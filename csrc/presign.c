@@ -12,8 +12,10 @@
 
 #include "buf.h"
 #include "err.h"
+#include "s3_client.h"
 #include "upload.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +81,6 @@ static int check_parts(const s3d_presign_request *rq, struct preq *p, s3d_error 
 		return s3d_err_set(err, S3D_E_INVAL, "first_part must be 1 to %d", S3D_SVC_MAX_PARTS);
 	if (p->first - 1 + p->count > S3D_SVC_MAX_PARTS)
 		return s3d_err_set(err, S3D_E_INVAL, "part numbers end at %d", S3D_SVC_MAX_PARTS);
-	/* parts beyond what a declared size needs would only invite a bad upload */
 	return S3D_OK;
 }
 
@@ -325,26 +326,16 @@ static int check_existing(const struct preq *p, const s3d_session *s, s3d_error 
 {
 	const s3d_presign_request *rq = p->rq;
 	int want_mode = rq->multipart ? S3D_MODE_MULTIPART : S3D_MODE_SINGLE;
+	int rc;
 
 	if (strcmp(s->repo, rq->repo) != 0)
 		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown");
-	switch (s->status) {
-	case S3D_SESSION_COMPLETED:
-	case S3D_SESSION_CANCELLED:
-	case S3D_SESSION_FAILED:
-		/* as status, cancel and finalize say, and as every other process
-		 * says once the stock upload and the marker are gone */
-		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
-				   s3d_session_status_name(s->status));
-	case S3D_SESSION_EXPIRED:
-		return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
-	default:
-		break;
-	}
-	if ((int64_t)p->now >= s->expires)
-		return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
-	if (s->status == S3D_SESSION_FINALIZING)
-		return s3d_err_set(err, S3D_E_CONFLICT, "the upload session is being finalized");
+	/* an ended session is unknown as status, cancel and finalize say, and
+	 * as every other process says once the stock upload and the marker
+	 * are gone */
+	rc = s3d_svc_check_open(s, (int64_t)p->now, err);
+	if (rc != S3D_OK)
+		return rc;
 	if (s->status != S3D_SESSION_PENDING && s->status != S3D_SESSION_UPLOADING)
 		return s3d_err_set(err, S3D_E_STATE, "the upload session is in an unknown state");
 	if (s->mode != want_mode)
@@ -386,6 +377,14 @@ static void abort_quietly(s3d_service *svc, const char *key, const char *upload_
 	s3d_abort_multipart(svc->d->client, svc->d->bucket, key, upload_id, &e);
 }
 
+static void restore_marker(s3d_service *svc, const s3d_session *prev)
+{
+	s3d_error e;
+
+	s3d_error_clear(&e);
+	s3d_svc_marker_put(svc, prev, &e);
+}
+
 /* Opens the session's multipart upload (PENDING -> UPLOADING). A lost race
  * with a concurrent presign aborts ours and takes the winner's record. */
 static int open_multipart(s3d_service *svc, const struct preq *p, s3d_session *s,
@@ -412,6 +411,12 @@ static int open_multipart(s3d_service *svc, const struct preq *p, s3d_session *s
 	if (rc == S3D_E_CONFLICT && cur.status == S3D_SESSION_UPLOADING &&
 	    strcmp(cur.upload_id, next.upload_id) == 0)
 		rc = S3D_OK;
+	/* the index refused otherwise than by a lost race: the marker, written
+	 * first, names the upload about to be aborted, and presigns on every
+	 * node would adopt it; it goes back to the record it replaced (a lost
+	 * race's winner was put back by the save) */
+	if (rc != S3D_OK && rc != S3D_E_CONFLICT)
+		restore_marker(svc, s);
 	if (rc != S3D_OK && !(rc == S3D_E_CONFLICT && strcmp(cur.upload_id, next.upload_id) == 0))
 		abort_quietly(svc, s->key, s3d_buf_str(&id));
 	if (rc == S3D_OK) {
@@ -459,11 +464,12 @@ static int sign_single(s3d_service *svc, const s3d_session *s, time_t now, int64
 	int rc = S3D_OK;
 
 	if (s->declared_digest[0] && s3d_svc_parse_digest(s->declared_digest, raw, NULL) == S3D_OK)
-		s3d_svc_b64_sha256(raw, b64);
+		rc = s3d_base64(raw, sizeof(raw), b64, sizeof(b64));
 	if (s->declared_size >= 0)
 		snprintf(len, sizeof(len), "%lld", (long long)s->declared_size);
 	snprintf(meta, sizeof(meta), "%s%s", S3D_SVC_META_PREFIX, s->uuid);
-	rc = add_header(out, h, &n, "content-length", len);
+	if (rc == S3D_OK)
+		rc = add_header(out, h, &n, "content-length", len);
 	if (rc == S3D_OK)
 		rc = add_header(out, h, &n, "x-amz-checksum-sha256", b64);
 	if (rc == S3D_OK)
@@ -539,9 +545,6 @@ static int sign_urls(s3d_service *svc, const s3d_session *s, const struct preq *
 
 /* -------------------------------------------------------------- presign */
 
-/* An open record of the index may be stale: another process may have opened
- * the multipart upload, cancelled, finalized or expired the session since.
- * The marker says (one small GET); a terminal record is final as it is. */
 /*
  * The session for a presign: the node's index first (the hot path makes no
  * S3 request; a session ended by another process is then still served
@@ -552,11 +555,11 @@ static int sign_urls(s3d_service *svc, const s3d_session *s, const struct preq *
 static int lookup_for_presign(s3d_service *svc, const char *repo, const char *uuid,
 			      s3d_session *s, s3d_error *err)
 {
-	int rc = s3d_svc_lookup(svc, repo, uuid, 0, s, err);
+	int rc = s3d_svc_lookup(svc, repo, uuid, 0, s, NULL, err);
 
 	if (rc == S3D_OK && s->mode == S3D_MODE_MULTIPART && !s->upload_id[0] &&
 	    s->status == S3D_SESSION_PENDING)
-		rc = s3d_svc_lookup(svc, repo, uuid, 1, s, err);
+		rc = s3d_svc_lookup(svc, repo, uuid, 1, s, NULL, err);
 	return rc;
 }
 
@@ -613,21 +616,34 @@ int s3d_service_presign(s3d_service *svc, const s3d_presign_request *rq,
 
 /* --------------------------------------------------------------- status */
 
-/* The parts S3 holds for the session's upload. An upload gone while the
- * session is open means it ended elsewhere; during a finalize it is the
- * completion. */
+/*
+ * The parts S3 holds for the session's upload. An upload gone while the
+ * session is open was completed by a finalize that failed after it (the
+ * temp object holds the bytes, a new finalize takes them) or ended
+ * elsewhere; during a finalize it is the completion.
+ */
 static int stored_parts(s3d_service *svc, s3d_upload_status *out, s3d_error *err)
 {
 	const s3d_session *s = &out->session;
+	s3d_obj_info info;
 	size_t i;
 	int rc;
 
 	rc = s3d_list_parts_all(svc->d->client, svc->d->bucket, s->key, s->upload_id,
 				&out->parts, &out->nparts, err);
 	if (rc == S3D_E_NOTFOUND && s->status == S3D_SESSION_FINALIZING)
-		rc = S3D_OK;
-	else if (rc == S3D_E_NOTFOUND)
-		s3d_err_set(err, rc, "upload session %s ended", s->uuid);
+		return S3D_OK;
+	if (rc == S3D_E_NOTFOUND) {
+		/* a multipart session's key is its temp key */
+		memset(&info, 0, sizeof(info));
+		rc = s3d_head_object(svc->d->client, svc->d->bucket, s->key, 0, &info, err);
+		if (rc == S3D_OK) {
+			out->stored = info.size > 0 ? info.size : 0;
+			return S3D_OK;
+		}
+		if (rc == S3D_E_NOTFOUND)
+			s3d_err_set(err, rc, "upload session %s ended", s->uuid);
+	}
 	if (rc != S3D_OK)
 		return rc;
 	for (i = 0; i < out->nparts; i++)
@@ -667,14 +683,15 @@ int s3d_service_status(s3d_service *svc, const char *repo, const char *uuid,
 	s = &out->session;
 	rc = s3d_svc_check_repo(repo, err);
 	if (rc == S3D_OK)
-		rc = s3d_svc_lookup(svc, repo, uuid, 1, s, err);
+		rc = s3d_svc_lookup(svc, repo, uuid, 1, s, NULL, err);
+	if (rc == S3D_OK)
+		rc = s3d_svc_check_open(s, (int64_t)time(NULL), err);
+	if (rc == S3D_E_CONFLICT) { /* a finalize in progress: reported as such */
+		s3d_error_clear(err);
+		rc = S3D_OK;
+	}
 	if (rc != S3D_OK)
 		return rc;
-	if (S3D_SESSION_BIT(s->status) & S3D_SVC_TERMINAL && s->status != S3D_SESSION_EXPIRED)
-		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
-				   s3d_session_status_name(s->status));
-	if (s->status == S3D_SESSION_EXPIRED || (int64_t)time(NULL) >= s->expires)
-		return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
 	if (s->mode == S3D_MODE_MULTIPART && s->upload_id[0])
 		rc = stored_parts(svc, out, err);
 	else if (s->mode == S3D_MODE_SINGLE)
@@ -700,14 +717,16 @@ int s3d_service_cancel(s3d_service *svc, const char *repo, const char *uuid,
 		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
 	rc = s3d_svc_check_repo(repo, err);
 	if (rc == S3D_OK)
-		rc = s3d_svc_lookup(svc, repo, uuid, 1, &s, err);
+		rc = s3d_svc_lookup(svc, repo, uuid, 1, &s, NULL, err);
+	/* a session past its end can still be cancelled; once expired it is
+	 * as unknown as any ended one */
+	if (rc == S3D_OK)
+		rc = s3d_svc_check_open(&s, INT64_MIN, err);
+	if (rc == S3D_E_EXPIRED)
+		rc = s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
+				 s3d_session_status_name(s.status));
 	if (rc != S3D_OK)
 		return rc;
-	if (s.status == S3D_SESSION_FINALIZING)
-		return s3d_err_set(err, S3D_E_CONFLICT, "the upload session is being finalized");
-	if (S3D_SESSION_BIT(s.status) & S3D_SVC_TERMINAL)
-		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
-				   s3d_session_status_name(s.status));
 	s3d_session_init(&cur);
 	next = s;
 	next.status = S3D_SESSION_CANCELLED;

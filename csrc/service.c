@@ -7,7 +7,6 @@
 
 #include "err.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,10 +180,16 @@ int s3d_svc_parse_digest(const char *digest, uint8_t raw[32], s3d_error *err)
 	return S3D_OK;
 }
 
-void s3d_svc_b64_sha256(const uint8_t raw[32], char out[48])
+int s3d_svc_check_open(const s3d_session *s, int64_t now, s3d_error *err)
 {
-	/* 32 bytes -> 44 characters + NUL */
-	EVP_EncodeBlock((unsigned char *)out, raw, 32);
+	if ((S3D_SESSION_BIT(s->status) & S3D_SVC_TERMINAL) && s->status != S3D_SESSION_EXPIRED)
+		return s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
+				   s3d_session_status_name(s->status));
+	if (s->status == S3D_SESSION_EXPIRED || now >= s->expires)
+		return s3d_err_set(err, S3D_E_EXPIRED, "the upload session expired");
+	if (s->status == S3D_SESSION_FINALIZING)
+		return s3d_err_set(err, S3D_E_CONFLICT, "the upload session is being finalized");
+	return S3D_OK;
 }
 
 /* ------------------------------------------------------------ keys, paths */
@@ -380,14 +385,20 @@ int s3d_svc_marker_delete(s3d_service *svc, const char *uuid, s3d_error *err)
 /* ----------------------------------------------------------------- lookup */
 
 static int from_marker(s3d_service *svc, const char *uuid, const s3d_session *cached,
-		       s3d_session *out, s3d_error *err)
+		       s3d_session *out, s3d_svc_marker_seen *seen, s3d_error *err)
 {
-	int rc = s3d_svc_marker_get(svc, uuid, out, err);
+	char etag[136] = "";
+	int rc = s3d_svc_marker_get_etag(svc, uuid, out, etag, err);
 
 	if (rc == S3D_E_NOTFOUND)
 		return s3d_err_set(err, rc, "upload session %s is unknown or ended", uuid);
 	if (rc != S3D_OK)
 		return rc;
+	if (seen) {
+		seen->read = 1;
+		seen->rec = *out;
+		memcpy(seen->etag, etag, sizeof(etag));
+	}
 	/* the index's record stands unless the marker is newer: a marker read
 	 * just before this process changed the record must not undo it */
 	if (cached && (out->updated < cached->updated ||
@@ -407,11 +418,13 @@ static int from_marker(s3d_service *svc, const char *uuid, const s3d_session *ca
 }
 
 int s3d_svc_lookup(s3d_service *svc, const char *repo, const char *uuid,
-		   int fresh, s3d_session *out, s3d_error *err)
+		   int fresh, s3d_session *out, s3d_svc_marker_seen *seen, s3d_error *err)
 {
 	s3d_session cached;
 	int rc, have;
 
+	if (seen)
+		memset(seen, 0, sizeof(*seen));
 	rc = s3d_svc_check_uuid(uuid, err);
 	if (rc != S3D_OK)
 		return s3d_err_set(err, S3D_E_NOTFOUND, "upload session %s is unknown", uuid ? uuid : "");
@@ -422,7 +435,7 @@ int s3d_svc_lookup(s3d_service *svc, const char *repo, const char *uuid,
 	if (have && ((S3D_SESSION_BIT(cached.status) & S3D_SVC_TERMINAL) || !fresh))
 		*out = cached;
 	else
-		rc = from_marker(svc, uuid, have ? &cached : NULL, out, err);
+		rc = from_marker(svc, uuid, have ? &cached : NULL, out, seen, err);
 	if (rc != S3D_OK)
 		return rc;
 	if (!repo || strcmp(out->repo, repo) != 0)
@@ -489,6 +502,10 @@ int s3d_svc_discard_bytes(s3d_service *svc, const s3d_session *s,
 	s3d_buf temp;
 	int rc;
 
+	/* a direct upload's key is the blob itself, and its temp key is never
+	 * written: nothing of it is removed here */
+	if (s->direct)
+		return S3D_OK;
 	s3d_buf_init(&temp, 2048);
 	rc = s3d_svc_temp_key(svc, s->uuid, &temp);
 	if (rc != S3D_OK)
@@ -501,18 +518,18 @@ int s3d_svc_discard_bytes(s3d_service *svc, const s3d_session *s,
 	memset(&o, 0, sizeof(o));
 	o.prefix = a.key;
 	/* every upload of the temp key: the recorded one and any a crashed
-	 * presign opened without recording it */
-	rc = s3d_list_multipart_uploads(svc->d->client, svc->d->bucket, &o, abort_listed, &a, err);
+	 * presign opened without recording it (only a multipart session's
+	 * presign opens one) */
+	if (s->mode != S3D_MODE_SINGLE)
+		rc = s3d_list_multipart_uploads(svc->d->client, svc->d->bucket, &o, abort_listed,
+						&a, err);
 	if (rc == S3D_OK)
 		rc = a.rc;
 	if (rc != S3D_OK)
 		goto out;
-	/* a direct upload's key is the blob itself: never deleted here */
 	rc = s3d_delete_object(svc->d->client, svc->d->bucket, a.key, err);
 	if (rc == S3D_E_NOTFOUND)
 		rc = S3D_OK;
-	if (rc == S3D_OK && st)
-		st->deleted_objects++;
 out:
 	s3d_buf_cleanup(&temp);
 	return rc;
@@ -540,5 +557,5 @@ int s3d_service_lookup(s3d_service *svc, const char *repo, const char *uuid,
 {
 	if (!svc || !out)
 		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
-	return s3d_svc_lookup(svc, repo, uuid, 0, out, err);
+	return s3d_svc_lookup(svc, repo, uuid, 0, out, NULL, err);
 }

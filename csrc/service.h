@@ -34,6 +34,16 @@ struct s3d_service {
 	(S3D_SESSION_BIT(S3D_SESSION_PENDING) |                               \
 	 S3D_SESSION_BIT(S3D_SESSION_UPLOADING))
 
+/*
+ * Whether session s still takes bytes at now (unix seconds; INT64_MIN: its
+ * end is not checked): S3D_OK for a pending or uploading session. Else err
+ * says why: S3D_E_NOTFOUND when completed, failed or cancelled;
+ * S3D_E_EXPIRED when expired or at its end; S3D_E_CONFLICT while a finalize
+ * holds it. Callers that answer otherwise for one of these handle it first
+ * (or map the code after).
+ */
+int s3d_svc_check_open(const s3d_session *s, int64_t now, s3d_error *err);
+
 /* Names: S3D_E_INVAL (with a message in err) when malformed. The repository
  * follows the OCI name grammar (at most 255 bytes); the uuid is 1..64 of
  * [A-Za-z0-9-_]. */
@@ -45,8 +55,6 @@ int s3d_svc_check_uuid(const char *uuid, s3d_error *err);
  * S3D_E_DIGEST when malformed; err says why.
  */
 int s3d_svc_parse_digest(const char *digest, uint8_t raw[32], s3d_error *err);
-/* base64 of a raw SHA-256 (x-amz-checksum-sha256 form), NUL-terminated. */
-void s3d_svc_b64_sha256(const uint8_t raw[32], char out[48]);
 
 /* Object keys (with the root). */
 int s3d_svc_temp_key(const s3d_service *svc, const char *uuid, s3d_buf *out);
@@ -75,6 +83,13 @@ int s3d_svc_marker_get_etag(s3d_service *svc, const char *uuid, s3d_session *out
 /* Absent is fine. */
 int s3d_svc_marker_delete(s3d_service *svc, const char *uuid, s3d_error *err);
 
+/* The marker as a lookup read it (a conditional rewrite needs its ETag). */
+typedef struct s3d_svc_marker_seen {
+	int read;               /* 0: the answer came from the index alone */
+	s3d_session rec;        /* the marker's own record (out may differ) */
+	char etag[136];         /* its ETag, quotes included ("" unknown) */
+} s3d_svc_marker_seen;
+
 /*
  * The session uuid of repo. fresh = 0: the index first, the marker on a
  * miss (then cached in the index). fresh = 1 (before a state change): the
@@ -82,9 +97,10 @@ int s3d_svc_marker_delete(s3d_service *svc, const char *uuid, s3d_error *err);
  * record whose marker is gone ended in another process: S3D_E_NOTFOUND.
  * Terminal records of the index are returned as they are.
  * S3D_E_NOTFOUND also when the session belongs to another repository.
+ * seen (may be NULL) tells whether the marker was read, and what it held.
  */
 int s3d_svc_lookup(s3d_service *svc, const char *repo, const char *uuid,
-		   int fresh, s3d_session *out, s3d_error *err);
+		   int fresh, s3d_session *out, s3d_svc_marker_seen *seen, s3d_error *err);
 
 /*
  * Persists s: the marker first when marker != 0 (so S3 is never behind the
@@ -96,9 +112,11 @@ int s3d_svc_save(s3d_service *svc, s3d_session *s, unsigned from_mask,
 
 /*
  * Removes the bytes a session uploaded: aborts its multipart upload (the
- * recorded one, or any found for the temp key) and deletes its temp object.
- * Never deletes a content-addressed blob (a direct upload's key). Counts in
- * st (may be NULL). Absent pieces are fine.
+ * recorded one, or any found for the temp key; multipart sessions only)
+ * and deletes its temp object. Nothing for a direct session: its key is a
+ * content-addressed blob, never deleted here. Counts aborted uploads in st
+ * (may be NULL); a deleted temp object is not counted (S3 answers a delete
+ * of an absent key alike). Absent pieces are fine.
  */
 int s3d_svc_discard_bytes(s3d_service *svc, const s3d_session *s,
 			  s3d_sweep_stats *st, s3d_error *err);

@@ -14,6 +14,7 @@
 
 #include <netdb.h>
 #include <poll.h>
+#include <stdarg.h>
 
 #define MiB (1024ll * 1024)
 #define REG "docker/registry/v2/"
@@ -1010,6 +1011,47 @@ static void test_crash_recovery(void)
 	s3d_service_free(svc);
 }
 
+/*
+ * A finalize that completed the multipart upload and failed later gives the
+ * session back open: status then finds no upload but the temp object, and
+ * reports its bytes (a retried finalize takes them); with neither, the
+ * session ended.
+ */
+static void test_status_after_completion(void)
+{
+	s3d_service *svc = t_svc_open(drv, NULL);
+	s3d_finalize_result res;
+	s3d_upload_status st;
+	s3d_session s;
+	s3d_error err;
+	char uuid[40], dg[80], tk[512];
+	int64_t sizes[2] = { 5 * MiB, 300 };
+
+	T_REQUIRE(svc != NULL);
+	T_REQUIRE(mp_completed(svc, "stat/mp", sizes, 26, uuid, dg, tk) == 0);
+	memset(&st, 0, sizeof(st));
+	T_EQ_INT(S3D_OK, s3d_service_status(svc, "stat/mp", uuid, &st, &err));
+	T_EQ_INT(S3D_SESSION_UPLOADING, st.session.status);
+	T_EQ_INT(5 * MiB + 300, st.stored);
+	T_EQ_INT(0, st.nparts);
+	T_TRUE(st.parts == NULL);
+	s3d_upload_status_cleanup(&st);
+	T_EQ_INT(S3D_OK, fin(svc, "stat/mp", uuid, dg, 0, &res, &err));
+	T_EQ_INT(5 * MiB + 300, res.size);
+	T_EQ_STR(dg, link_of("stat/mp", dg));
+
+	/* the upload gone and no temp object: ended (elsewhere) */
+	T_REQUIRE(mp_completed(svc, "stat/mp", sizes, 27, uuid, dg, tk) == 0);
+	T_REQUIRE(index_status(svc, uuid, &s) == S3D_SESSION_UPLOADING);
+	T_REQUIRE(s3d_delete_object(t_svc.admin, t_svc.bucket, tk, &err) == S3D_OK);
+	memset(&st, 0, sizeof(st));
+	T_EQ_INT(S3D_E_NOTFOUND, s3d_service_status(svc, "stat/mp", uuid, &st, &err));
+	T_TRUE(strstr(err.message, "ended") != NULL);
+	T_EQ_INT(0, st.stored);
+	s3d_upload_status_cleanup(&st);
+	s3d_service_free(svc);
+}
+
 /* ---- another registry process ---------------------------------------------- */
 
 static void test_second_service(void)
@@ -1107,7 +1149,7 @@ static void test_expired(void)
  * by its own thread; when the client side sends needle for the first time,
  * hook runs before those bytes are passed on.
  */
-#define PROXY_CONNS 64
+#define PROXY_CONNS 256
 
 struct proxy {
 	int lfd, port;
@@ -1128,6 +1170,71 @@ struct pconn {
 	struct proxy *p;
 	int cfd;
 };
+
+/*
+ * The request lines the proxies passed on ("METHOD target"), for counting
+ * round trips. A request line opens the first chunk of a request: the
+ * client sends the next request only after the answer to the last one.
+ */
+#define REQLOG_MAX 1024
+
+static struct {
+	pthread_mutex_t mu;
+	int n;
+	char line[REQLOG_MAX][512];
+} reqlog = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void reqlog_add(const char *p, size_t n)
+{
+	static const char *const methods[] = { "GET ", "PUT ", "HEAD ", "POST ", "DELETE " };
+	const char *eol = memmem(p, n, " HTTP/1.1\r\n", 11);
+	size_t i;
+
+	for (i = 0; eol && i < sizeof(methods) / sizeof(methods[0]); i++) {
+		if (n < strlen(methods[i]) || memcmp(p, methods[i], strlen(methods[i])) != 0)
+			continue;
+		pthread_mutex_lock(&reqlog.mu);
+		if (reqlog.n < REQLOG_MAX) {
+			snprintf(reqlog.line[reqlog.n], sizeof(reqlog.line[0]), "%.*s",
+				 (int)(eol - p), p);
+			reqlog.n++;
+		}
+		pthread_mutex_unlock(&reqlog.mu);
+		return;
+	}
+}
+
+static void reqlog_reset(void)
+{
+	pthread_mutex_lock(&reqlog.mu);
+	reqlog.n = 0;
+	pthread_mutex_unlock(&reqlog.mu);
+}
+
+/* Logged requests of method (NULL: any) whose target holds every one of
+ * the NULL-terminated substrings. */
+static int reqs(const char *method, ...)
+{
+	const char *sub;
+	va_list ap;
+	int i, count = 0, ok;
+	size_t ml = method ? strlen(method) : 0;
+
+	pthread_mutex_lock(&reqlog.mu);
+	for (i = 0; i < reqlog.n; i++) {
+		if (method &&
+		    (strncmp(reqlog.line[i], method, ml) != 0 || reqlog.line[i][ml] != ' '))
+			continue;
+		ok = 1;
+		va_start(ap, method);
+		while (ok && (sub = va_arg(ap, const char *)) != NULL)
+			ok = strstr(reqlog.line[i], sub) != NULL;
+		va_end(ap);
+		count += ok;
+	}
+	pthread_mutex_unlock(&reqlog.mu);
+	return count;
+}
 
 static int send_full(int fd, const char *p, size_t n)
 {
@@ -1166,6 +1273,7 @@ static void *pconn_main(void *arg)
 			n = recv(c->cfd, buf, sizeof(buf), 0);
 			if (n <= 0)
 				break;
+			reqlog_add(buf, (size_t)n);
 			if (p->needle && memmem(buf, (size_t)n, p->needle, strlen(p->needle)) &&
 			    atomic_exchange(&p->fired, 1) == 0)
 				p->hook(p->ud);
@@ -1391,6 +1499,114 @@ static void test_race_guard(void)
 	guard_case("\r\nRange: bytes=");      /* during the streaming verification */
 }
 
+/* With S3D_TEST_REQLOG=1 in the environment: the logged requests. */
+static void reqlog_dump(const char *what)
+{
+	int i;
+
+	if (!getenv("S3D_TEST_REQLOG"))
+		return;
+	pthread_mutex_lock(&reqlog.mu);
+	fprintf(stderr, "  %s: %d requests\n", what, reqlog.n);
+	for (i = 0; i < reqlog.n; i++)
+		fprintf(stderr, "    %s\n", reqlog.line[i]);
+	pthread_mutex_unlock(&reqlog.mu);
+}
+
+/*
+ * The S3 round trips of one finalize of each kind (single PUT to the temp
+ * key, direct, multipart), through the proxy's request log; a repository
+ * quota makes the layer link checks run. The marker is read once (by the
+ * lookup), a missing link costs one HEAD (no LIST), only a multipart
+ * session's clean-up lists uploads, a direct one deletes no temp key.
+ */
+static void test_round_trips(void)
+{
+	s3d_service_config c;
+	s3d_driver *pd = NULL;
+	s3d_service *svc = NULL;
+	s3d_finalize_result res;
+	s3d_error err;
+	struct proxy px;
+	char uuid[40], dg[80], mk[512], tk[512];
+	uint8_t data[20000];
+	int64_t sizes[2] = { 5 * MiB, 9 };
+	int direct = 0;
+
+	T_REQUIRE(proxy_start(&px, NULL, NULL, NULL) == 0);
+	t_svc_config(&c);
+	c.repo_quota = 1ll << 40;
+	pd = t_svc_driver(px.endpoint, "");
+	svc = pd ? t_svc_open(pd, &c) : NULL;
+	if (!svc) {
+		T_TRUE(svc != NULL);
+		goto out;
+	}
+
+	/* single PUT to the temp key */
+	fill(data, sizeof(data), 61, dg);
+	T_REQUIRE(single_session(svc, "trips/app", NULL, -1, data, sizeof(data), uuid,
+				 &direct) == 0);
+	T_EQ_INT(0, direct);
+	marker_key(mk, sizeof(mk), uuid);
+	temp_key(tk, sizeof(tk), uuid);
+	reqlog_reset();
+	T_EQ_INT(S3D_OK, fin(svc, "trips/app", uuid, dg, 0, &res, &err));
+	reqlog_dump("single");
+	T_EQ_INT(1, reqs("GET", mk, NULL));
+	T_EQ_INT(1, reqs("HEAD", "/link", NULL));
+	T_EQ_INT(0, reqs("GET", "%2Flink%2F", NULL));
+	T_EQ_INT(0, reqs("GET", "uploads=", NULL));
+	T_EQ_INT(1, reqs("DELETE", tk, NULL));
+
+	/* direct */
+	fill(data, sizeof(data), 62, dg);
+	T_REQUIRE(single_session(svc, "trips/app", dg, sizeof(data), data, sizeof(data), uuid,
+				 &direct) == 0);
+	T_EQ_INT(1, direct);
+	marker_key(mk, sizeof(mk), uuid);
+	temp_key(tk, sizeof(tk), uuid);
+	reqlog_reset();
+	T_EQ_INT(S3D_OK, fin(svc, "trips/app", uuid, dg, 0, &res, &err));
+	reqlog_dump("direct");
+	T_EQ_INT(1, reqs("GET", mk, NULL));
+	T_EQ_INT(1, reqs("HEAD", "/link", NULL));
+	T_EQ_INT(0, reqs("GET", "%2Flink%2F", NULL));
+	T_EQ_INT(0, reqs(NULL, "uploads=", NULL));
+	T_EQ_INT(0, reqs(NULL, tk, NULL));
+
+	/* multipart */
+	T_REQUIRE(mp_session(svc, "trips/mp", -1, 2, sizes, 63, uuid, dg) == 0);
+	marker_key(mk, sizeof(mk), uuid);
+	temp_key(tk, sizeof(tk), uuid);
+	reqlog_reset();
+	T_EQ_INT(S3D_OK, fin(svc, "trips/mp", uuid, dg, 0, &res, &err));
+	T_EQ_INT(5 * MiB + 9, res.size);
+	reqlog_dump("multipart");
+	T_EQ_INT(1, reqs("GET", mk, NULL));
+	/* the size checks once, on the listed parts: one link HEAD */
+	T_EQ_INT(1, reqs("HEAD", "/link", NULL));
+	T_EQ_INT(0, reqs("GET", "%2Flink%2F", NULL));
+	/* the completion describes the object: one HEAD (the verification's) */
+	T_EQ_INT(1, reqs("HEAD", tk, NULL));
+	T_EQ_INT(1, reqs("GET", "uploads=", NULL));
+
+	/* a direct session cancelled: nothing listed or deleted at a temp key */
+	fill(data, sizeof(data), 64, dg);
+	T_REQUIRE(single_session(svc, "trips/app", dg, sizeof(data), NULL, 0, uuid, &direct) == 0);
+	T_EQ_INT(1, direct);
+	temp_key(tk, sizeof(tk), uuid);
+	reqlog_reset();
+	T_EQ_INT(S3D_OK, s3d_service_cancel(svc, "trips/app", uuid, &err));
+	reqlog_dump("cancel direct");
+	T_EQ_INT(0, reqs(NULL, "uploads=", NULL));
+	T_EQ_INT(0, reqs(NULL, tk, NULL));
+out:
+	s3d_service_free(svc);
+	s3d_driver_free(pd);
+	proxy_stop(&px);
+}
+
 int main(void)
 {
 	int rc = 1;
@@ -1412,9 +1628,11 @@ int main(void)
 	T_RUN(test_quotas);
 	T_RUN(test_concurrent);
 	T_RUN(test_crash_recovery);
+	T_RUN(test_status_after_completion);
 	T_RUN(test_second_service);
 	T_RUN(test_expired);
 	T_RUN(test_race_guard);
+	T_RUN(test_round_trips);
 	rc = t_done("finalize");
 out:
 	s3d_driver_free(drv);
