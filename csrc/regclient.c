@@ -11,19 +11,19 @@
 #include "err.h"
 #include "s3_client.h"
 #include "s3_xml.h"
+#include "service.h"
+#include "sigv4.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
@@ -43,6 +43,7 @@
 #define PROGRESS_MS 200
 #define POLL_MS 200
 #define BACKOFF_CAP_MS 10000
+#define HASH_CHUNK (1u << 20)
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -156,19 +157,6 @@ static int is_vchar_ascii(const char *s, size_t n)
 		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
 			return 0;
 	return 1;
-}
-
-static const char hexdig[] = "0123456789abcdef";
-
-static void hex_encode(const uint8_t *p, size_t n, char *out)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hexdig[p[i] >> 4];
-		out[2 * i + 1] = hexdig[p[i] & 15];
-	}
-	out[2 * n] = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -784,17 +772,15 @@ static int is_schema1_type(const char *mt)
 
 int s3d_reg_valid_digest(const char *d)
 {
-	size_t i;
-
-	if (!d || strncmp(d, "sha256:", 7) != 0 || strlen(d) != 7 + 64)
-		return 0;
-	for (i = 7; i < 7 + 64; i++)
-		if (!((d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f')))
-			return 0;
-	return 1;
+	return s3d_svc_parse_digest(d, NULL, NULL) == S3D_OK;
 }
 
-/* OCI digest grammar: algorithm ":" encoded (any algorithm). */
+/*
+ * OCI digest grammar: algorithm ":" encoded (any algorithm). Not
+ * s3d_svc_parse_digest's test: a descriptor's digest of another algorithm
+ * is S3D_E_UNSUPPORTED only when it follows the whole grammar (its
+ * encoded part too), else the manifest is malformed (S3D_E_PROTOCOL).
+ */
 static int digest_shape(const char *d, size_t n)
 {
 	size_t i = 0, s;
@@ -1057,52 +1043,9 @@ out:
 /* Names and URLs                                                           */
 /* ------------------------------------------------------------------------ */
 
-static int is_lower_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)* ; s at the component's start; *len out. */
-static int repo_component(const char *s, size_t *len)
-{
-	size_t i = 0, sep;
-
-	for (;;) {
-		if (!is_lower_alnum(s[i]))
-			return 0;
-		while (is_lower_alnum(s[i]))
-			i++;
-		if (s[i] == '.' || (s[i] == '_' && s[i + 1] != '_'))
-			sep = 1;
-		else if (s[i] == '_')
-			sep = 2;
-		else if (s[i] == '-')
-			for (sep = 0; s[i + sep] == '-'; sep++)
-				;
-		else
-			break;
-		i += sep;
-	}
-	*len = i;
-	return 1;
-}
-
 int s3d_reg_valid_repo(const char *repo)
 {
-	size_t i = 0, len;
-
-	if (!repo || strlen(repo) > REPO_MAX)
-		return 0;
-	for (;;) {
-		if (!repo_component(repo + i, &len))
-			return 0;
-		i += len;
-		if (repo[i] == 0)
-			return 1;
-		if (repo[i] != '/')
-			return 0;
-		i++;
-	}
+	return s3d_svc_check_repo(repo, NULL) == S3D_OK;
 }
 
 int s3d_reg_valid_tag(const char *tag)
@@ -1187,23 +1130,12 @@ out:
 /* HTTP: registry calls                                                     */
 /* ------------------------------------------------------------------------ */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_init_rc = S3D_OK;
-
-static void curl_init_once(void)
-{
-	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-		curl_init_rc = S3D_E_TRANSPORT;
-	s3d_xml_global_init();
-}
-
 struct s3d_reg {
 	CURL *easy;
 	char *base;             /* scheme://host[:port][/prefix], no trailing '/' */
 	char *ca_file;
 	s3d_buf user;           /* "user:password", wiped on close */
 	s3d_buf token;          /* the Bearer token, wiped on close */
-	char token_repo[REPO_MAX + 1];
 	char repo[REPO_MAX + 1]; /* of the last call naming one: the scope of a
 				   token asked for on an upload URL */
 	int mode;               /* credentials sent: enum s3d_reg_auth_scheme */
@@ -1220,13 +1152,32 @@ struct rcall {
 	size_t body_off;
 	const char *content_type;
 	s3d_buf *resp;          /* the answer's body, bounded by its max */
-	int token_call;         /* to the token server: token_mode's credentials,
-				   no 401 handling */
-	int token_mode;
+	int token_call;         /* to the token server: Basic credentials when
+				   we have them, no 401 handling */
+	int no_retry;           /* one attempt, whatever the failure */
 	int toobig;
 	long status;
+	s3d_buf url_buf;        /* rcall_init/rcall_cleanup: the URL built */
+	s3d_buf resp_buf;       /*   and the answer kept (wiped) */
 	char errbuf[CURL_ERROR_SIZE];
 };
+
+/* c zeroed for method, with its URL buffer and (resp_max > 0) an answer buffer. */
+static void rcall_init(struct rcall *c, const char *method, size_t resp_max)
+{
+	memset(c, 0, sizeof(*c));
+	c->method = method;
+	s3d_buf_init(&c->url_buf, S3D_REG_URL_MAX);
+	s3d_buf_init(&c->resp_buf, resp_max);
+	c->resp = resp_max ? &c->resp_buf : NULL;
+}
+
+/* The answer is wiped: a presign answer's URLs are credentials. */
+static void rcall_cleanup(struct rcall *c)
+{
+	s3d_buf_cleanup(&c->url_buf);
+	s3d_buf_cleanup_wipe(&c->resp_buf);
+}
 
 static size_t on_call_body(char *p, size_t sz, size_t n, void *ud)
 {
@@ -1262,33 +1213,12 @@ static int on_call_seek(void *ud, curl_off_t off, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* base << (attempt - 1), capped, plus up to base of jitter. */
-static long backoff_ms(long base, int attempt)
-{
-	long ms = base;
-	int i;
-
-	for (i = 1; i < attempt && ms < BACKOFF_CAP_MS; i++)
-		ms *= 2;
-	if (ms > BACKOFF_CAP_MS)
-		ms = BACKOFF_CAP_MS;
-	return ms + (long)(s3d_now_ms() % (base > 0 ? base : 1));
-}
-
 /* The value of header name in the last answer of easy (NULL: absent). */
-static const char *answer_header(CURL *easy, const char *name, size_t index)
+static const char *answer_header(CURL *easy, const char *name)
 {
 	struct curl_header *h = NULL;
 
-	if (curl_easy_header(easy, name, index, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+	if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
 		return NULL;
 	return h->value;
 }
@@ -1540,14 +1470,12 @@ static int transport_error(const struct rcall *c, CURLcode cc, const char *who,
 	return cc == CURLE_OPERATION_TIMEDOUT ? S3D_E_TIMEOUT : S3D_E_TRANSPORT;
 }
 
-/* A failure that is the same on every attempt. */
+/* A failure that is the same on every attempt: s3d_curl_permanent's, or
+ * one of our callbacks stopped the transfer (out of memory, the file). */
 static int permanent_cc(CURLcode cc)
 {
-	return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
-	       cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_ISSUER_ERROR ||
-	       cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL ||
-	       cc == CURLE_ABORTED_BY_CALLBACK || cc == CURLE_WRITE_ERROR ||
-	       cc == CURLE_READ_ERROR;
+	return s3d_curl_permanent(cc) || cc == CURLE_ABORTED_BY_CALLBACK ||
+	       cc == CURLE_WRITE_ERROR || cc == CURLE_READ_ERROR;
 }
 
 static int call(s3d_reg *r, struct rcall *c, s3d_error *err);
@@ -1558,13 +1486,13 @@ static int fetch_token(s3d_reg *r, const s3d_reg_challenge *ch, const char *repo
 		       s3d_error *err)
 {
 	s3d_kv q[2];
-	s3d_buf url, resp, scope;
+	s3d_buf scope;
 	struct rcall t;
 	size_t nq = 0;
 	int rc;
 
-	s3d_buf_init(&url, S3D_REG_URL_MAX);
-	s3d_buf_init(&resp, S3D_REG_JSON_MAX);
+	rcall_init(&t, "GET", S3D_REG_JSON_MAX);
+	t.token_call = 1;
 	s3d_buf_init(&scope, 2048);
 	if (repo)
 		rc = s3d_buf_printf(&scope, "repository:%s:pull,push", repo);
@@ -1574,16 +1502,11 @@ static int fetch_token(s3d_reg *r, const s3d_reg_challenge *ch, const char *repo
 		q[nq++] = (s3d_kv){ "service", ch->service };
 	if (scope.len)
 		q[nq++] = (s3d_kv){ "scope", s3d_buf_str(&scope) };
-	if (rc == S3D_OK && s3d_reg_url_append(NULL, ch->realm, q, nq, &url) != S3D_OK)
+	if (rc == S3D_OK && s3d_reg_url_append(NULL, ch->realm, q, nq, &t.url_buf) != S3D_OK)
 		rc = perr(err, S3D_E_PROTOCOL, "the Bearer challenge's realm is not an http(s) URL");
 	if (rc != S3D_OK)
 		goto out;
-	memset(&t, 0, sizeof(t));
-	t.method = "GET";
-	t.url = s3d_buf_str(&url);
-	t.resp = &resp;
-	t.token_call = 1;
-	t.token_mode = r->user.len ? S3D_REG_AUTH_BASIC : S3D_REG_AUTH_NONE;
+	t.url = s3d_buf_str(&t.url_buf);
 	rc = call(r, &t, err);
 	if (rc == S3D_OK && t.status != 200)
 		rc = auth_error(&t, "token", t.status == 401 || t.status == 403
@@ -1591,17 +1514,14 @@ static int fetch_token(s3d_reg *r, const s3d_reg_challenge *ch, const char *repo
 					: "the token request failed", err);
 	if (rc == S3D_OK) {
 		OPENSSL_cleanse(r->token.ptr ? r->token.ptr : (uint8_t *)"", r->token.len);
-		rc = s3d_reg_parse_token(resp.ptr, resp.len, &r->token, err);
+		rc = s3d_reg_parse_token(t.resp->ptr, t.resp->len, &r->token, err);
 		if (rc != S3D_OK && err)
 			call_resource(&t, "token", err);
 	}
-	if (rc == S3D_OK) {
-		snprintf(r->token_repo, sizeof(r->token_repo), "%s", repo ? repo : "");
+	if (rc == S3D_OK)
 		r->mode = S3D_REG_AUTH_BEARER;
-	}
 out:
-	s3d_buf_cleanup(&url);
-	s3d_buf_cleanup_wipe(&resp);
+	rcall_cleanup(&t);
 	s3d_buf_cleanup(&scope);
 	return rc;
 }
@@ -1672,6 +1592,7 @@ static int on_unauthorized(s3d_reg *r, struct rcall *c, int sent, int fetched,
 static int call(s3d_reg *r, struct rcall *c, s3d_error *err)
 {
 	const char *who = c->token_call ? "token" : "registry";
+	int retries = c->no_retry ? 0 : r->cfg.max_retries;
 	int attempt = 0, rounds = 0, fetched = 0, sent, rc;
 	CURLcode cc;
 
@@ -1681,7 +1602,10 @@ static int call(s3d_reg *r, struct rcall *c, s3d_error *err)
 		c->repo = r->repo;
 
 	for (;;) {
-		sent = c->token_call ? c->token_mode : r->mode;
+		if (c->token_call)
+			sent = r->user.len ? S3D_REG_AUTH_BASIC : S3D_REG_AUTH_NONE;
+		else
+			sent = r->mode;
 		attempt++;
 		cc = call_once(r, c, sent, &rc);
 		if (err)
@@ -1692,9 +1616,9 @@ static int call(s3d_reg *r, struct rcall *c, s3d_error *err)
 			return perr(err, S3D_E_TOOBIG, "the answer to %s is over %zu bytes", c->method,
 				    c->resp->max);
 		if (cc != CURLE_OK) {
-			if (permanent_cc(cc) || attempt > r->cfg.max_retries)
+			if (permanent_cc(cc) || attempt > retries)
 				return transport_error(c, cc, who, err);
-			sleep_ms(backoff_ms(r->cfg.retry_base_ms, attempt));
+			s3d_sleep_ms(s3d_backoff_ms(r->cfg.retry_base_ms, BACKOFF_CAP_MS, attempt));
 			continue;
 		}
 		if (c->status == 401 && !c->token_call && rounds < 2) {
@@ -1707,8 +1631,8 @@ static int call(s3d_reg *r, struct rcall *c, s3d_error *err)
 			continue;
 		}
 		if ((c->status == 502 || c->status == 503 || c->status == 504) &&
-		    attempt <= r->cfg.max_retries) {
-			sleep_ms(backoff_ms(r->cfg.retry_base_ms, attempt));
+		    attempt <= retries) {
+			s3d_sleep_ms(s3d_backoff_ms(r->cfg.retry_base_ms, BACKOFF_CAP_MS, attempt));
 			continue;
 		}
 		return S3D_OK;
@@ -1726,9 +1650,10 @@ int s3d_reg_open(const s3d_reg_config *cfg, s3d_reg **out, s3d_error *err)
 	if (!out || !cfg || !cfg->url)
 		return perr(err, S3D_E_INVAL, "no registry URL");
 	*out = NULL;
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != S3D_OK)
-		return perr(err, curl_init_rc, "libcurl did not initialize");
+	rc = s3d_client_global_init();
+	if (rc != S3D_OK)
+		return perr(err, rc, "libcurl did not initialize");
+	rc = S3D_E_INVAL;
 	u = curl_url();
 	r = calloc(1, sizeof(*r));
 	if (!u || !r) {
@@ -1815,29 +1740,62 @@ static int repo_url(s3d_reg *r, const char *repo, const char *tail, const char *
 	return s3d_buf_printf(out, "%s/v2/%s/%s%s", r->base, repo, tail, ref ? ref : "");
 }
 
+#define ANY_2XX 2 /* in a list of accepted statuses: 200 .. 299 */
+
+/*
+ * Runs c (to c->url, else to the URL built in c->url_buf) through call():
+ * S3D_OK when the answer's status is one of ok (0-terminated), else the
+ * registry's error (answer_error). The answer's body stays in c->resp, its
+ * headers on r->easy.
+ */
+static int request(s3d_reg *r, struct rcall *c, const long *ok, s3d_error *err)
+{
+	int rc;
+
+	if (!c->url)
+		c->url = s3d_buf_str(&c->url_buf);
+	rc = call(r, c, err);
+	if (rc != S3D_OK)
+		return rc;
+	for (; *ok; ok++)
+		if (c->status == *ok || (*ok == ANY_2XX && c->status >= 200 && c->status <= 299))
+			return S3D_OK;
+	return answer_error(c, "registry", err);
+}
+
+/* The answer's Docker-Content-Digest, when it has one, is want. */
+static int answer_digest_is(s3d_reg *r, const struct rcall *c, const char *want,
+			    int manifest, s3d_error *err)
+{
+	const char *got = answer_header(r->easy, "Docker-Content-Digest");
+
+	if (!got || strcmp(got, want) == 0)
+		return S3D_OK;
+	if (manifest)
+		perr(err, S3D_E_DIGEST, "the registry answered digest %.80s for %s", got, want);
+	else
+		perr(err, S3D_E_DIGEST, "the registry stored %.80s, not %s", got, want);
+	if (err)
+		call_resource(c, "registry", err);
+	return S3D_E_DIGEST;
+}
+
 int s3d_reg_start_upload(s3d_reg *r, const char *repo, s3d_buf *location, s3d_error *err)
 {
+	static const long ok[] = { 202, 0 };
 	struct rcall c;
-	s3d_buf url, resp;
 	const char *loc;
 	int rc;
 
 	if (!r || !location || !s3d_reg_valid_repo(repo))
 		return perr(err, S3D_E_INVAL, "invalid repository name");
-	s3d_buf_init(&url, S3D_REG_URL_MAX);
-	s3d_buf_init(&resp, S3D_REG_ERR_BODY_MAX);
-	memset(&c, 0, sizeof(c));
-	rc = repo_url(r, repo, "blobs/uploads/", NULL, &url);
-	c.method = "POST";
-	c.url = s3d_buf_str(&url);
+	rcall_init(&c, "POST", S3D_REG_ERR_BODY_MAX);
 	c.repo = repo;
-	c.resp = &resp;
+	rc = repo_url(r, repo, "blobs/uploads/", NULL, &c.url_buf);
 	if (rc == S3D_OK)
-		rc = call(r, &c, err);
-	if (rc == S3D_OK && c.status != 202)
-		rc = answer_error(&c, "registry", err);
+		rc = request(r, &c, ok, err);
 	if (rc == S3D_OK) {
-		loc = answer_header(r->easy, "Location", 0);
+		loc = answer_header(r->easy, "Location");
 		if (!loc || !loc[0] || !is_vchar_ascii(loc, strlen(loc)) ||
 		    s3d_reg_url_append(c.url, loc, NULL, 0, location) != S3D_OK) {
 			rc = perr(err, S3D_E_PROTOCOL,
@@ -1846,8 +1804,7 @@ int s3d_reg_start_upload(s3d_reg *r, const char *repo, s3d_buf *location, s3d_er
 				call_resource(&c, "registry", err);
 		}
 	}
-	s3d_buf_cleanup(&url);
-	s3d_buf_cleanup(&resp);
+	rcall_cleanup(&c);
 	return rc;
 }
 
@@ -1855,11 +1812,11 @@ int s3d_reg_start_upload(s3d_reg *r, const char *repo, s3d_buf *location, s3d_er
 static int presign_call(s3d_reg *r, const char *location, const char *digest, int64_t size,
 			int first, int count, s3d_reg_presign *out, s3d_error *err)
 {
+	static const long ok[] = { 200, 0 };
 	char sz[24], fp[16], np[16];
 	s3d_kv q[5];
 	size_t nq = 0;
 	struct rcall c;
-	s3d_buf url, resp;
 	int rc;
 
 	if (!r || !location || !out || (digest && !s3d_reg_valid_digest(digest)))
@@ -1877,29 +1834,22 @@ static int presign_call(s3d_reg *r, const char *location, const char *digest, in
 	}
 	if (digest)
 		q[nq++] = (s3d_kv){ "digest", digest };
-	s3d_buf_init(&url, S3D_REG_URL_MAX);
-	s3d_buf_init(&resp, S3D_REG_JSON_MAX);
-	memset(&c, 0, sizeof(c));
-	rc = s3d_reg_url_append(NULL, location, q, nq, &url);
+	rcall_init(&c, "GET", S3D_REG_JSON_MAX);
+	rc = s3d_reg_url_append(NULL, location, q, nq, &c.url_buf);
 	if (rc != S3D_OK)
 		rc = perr(err, rc, "the upload location is not a usable URL");
-	c.method = "GET";
-	c.url = s3d_buf_str(&url);
-	c.resp = &resp;
 	if (rc == S3D_OK)
-		rc = call(r, &c, err);
-	if (rc == S3D_OK && c.status != 200)
-		rc = answer_error(&c, "registry", err);
+		rc = request(r, &c, ok, err);
 	if (rc == S3D_OK) {
-		rc = count > 0 ? s3d_reg_parse_presign_parts(resp.ptr, resp.len, first, count, out, err)
-			       : s3d_reg_parse_presign_single(resp.ptr, resp.len, out, err);
+		rc = count > 0 ? s3d_reg_parse_presign_parts(c.resp->ptr, c.resp->len, first, count,
+							     out, err)
+			       : s3d_reg_parse_presign_single(c.resp->ptr, c.resp->len, out, err);
 		if (rc != S3D_OK && err) {
 			err->http_status = (int)c.status;
 			call_resource(&c, "registry", err);
 		}
 	}
-	s3d_buf_cleanup(&url);
-	s3d_buf_cleanup_wipe(&resp); /* presigned URLs are credentials */
+	rcall_cleanup(&c);
 	return rc;
 }
 
@@ -1921,98 +1871,129 @@ int s3d_reg_presign_parts(s3d_reg *r, const char *location, const char *digest,
 
 int s3d_reg_finalize(s3d_reg *r, const char *location, const char *digest, s3d_error *err)
 {
+	static const long ok[] = { 201, 0 };
 	s3d_kv q = { "digest", digest };
 	struct rcall c;
-	s3d_buf url, resp;
-	const char *got;
 	int rc;
 
 	if (!r || !location || !s3d_reg_valid_digest(digest))
 		return perr(err, S3D_E_INVAL, "invalid finalize request");
-	s3d_buf_init(&url, S3D_REG_URL_MAX);
-	s3d_buf_init(&resp, S3D_REG_ERR_BODY_MAX);
-	memset(&c, 0, sizeof(c));
-	rc = s3d_reg_url_append(NULL, location, &q, 1, &url);
-	c.method = "PUT";
-	c.url = s3d_buf_str(&url);
-	c.resp = &resp;
+	rcall_init(&c, "PUT", S3D_REG_ERR_BODY_MAX);
+	rc = s3d_reg_url_append(NULL, location, &q, 1, &c.url_buf);
 	if (rc == S3D_OK)
-		rc = call(r, &c, err);
-	if (rc == S3D_OK && c.status != 201)
-		rc = answer_error(&c, "registry", err);
-	if (rc == S3D_OK) {
-		got = answer_header(r->easy, "Docker-Content-Digest", 0);
-		if (got && strcmp(got, digest) != 0) {
-			rc = perr(err, S3D_E_DIGEST, "the registry stored %.80s, not %s", got, digest);
-			if (err)
-				call_resource(&c, "registry", err);
-		}
-	}
-	s3d_buf_cleanup(&url);
-	s3d_buf_cleanup(&resp);
+		rc = request(r, &c, ok, err);
+	if (rc == S3D_OK)
+		rc = answer_digest_is(r, &c, digest, 0, err);
+	rcall_cleanup(&c);
+	return rc;
+}
+
+/* DELETE location; no_retry: one attempt (a best-effort cleanup). */
+static int cancel_call(s3d_reg *r, const char *location, int no_retry, s3d_error *err)
+{
+	static const long ok[] = { ANY_2XX, 404, 0 };
+	struct rcall c;
+	int rc;
+
+	rcall_init(&c, "DELETE", S3D_REG_ERR_BODY_MAX);
+	c.url = location;
+	c.no_retry = no_retry;
+	rc = request(r, &c, ok, err);
+	rcall_cleanup(&c);
 	return rc;
 }
 
 int s3d_reg_cancel(s3d_reg *r, const char *location, s3d_error *err)
 {
-	struct rcall c;
-	s3d_buf resp;
-	int rc;
-
 	if (!r || !location)
 		return S3D_E_INVAL;
-	s3d_buf_init(&resp, S3D_REG_ERR_BODY_MAX);
-	memset(&c, 0, sizeof(c));
-	c.method = "DELETE";
-	c.url = location;
-	c.resp = &resp;
-	rc = call(r, &c, err);
-	if (rc == S3D_OK && !(c.status >= 200 && c.status <= 299) && c.status != 404)
-		rc = answer_error(&c, "registry", err);
-	s3d_buf_cleanup(&resp);
-	return rc;
+	return cancel_call(r, location, 0, err);
 }
 
 int s3d_reg_blob_exists(s3d_reg *r, const char *repo, const char *digest, int *exists,
 			s3d_error *err)
 {
+	/* a redirect (storage.redirect) is only sent for a blob that exists */
+	static const long ok[] = { 200, 302, 307, 404, 0 };
 	struct rcall c;
-	s3d_buf url;
 	int rc;
 
 	if (!r || !exists || !s3d_reg_valid_repo(repo) || !s3d_reg_valid_digest(digest))
 		return perr(err, S3D_E_INVAL, "invalid repository or digest");
 	*exists = 0;
-	s3d_buf_init(&url, S3D_REG_URL_MAX);
-	memset(&c, 0, sizeof(c));
-	rc = repo_url(r, repo, "blobs/", digest, &url);
-	c.method = "HEAD";
-	c.url = s3d_buf_str(&url);
+	rcall_init(&c, "HEAD", 0);
 	c.repo = repo;
+	rc = repo_url(r, repo, "blobs/", digest, &c.url_buf);
 	if (rc == S3D_OK)
-		rc = call(r, &c, err);
-	if (rc == S3D_OK) {
-		/* a redirect (storage.redirect) is only sent for a blob that exists */
-		if (c.status == 200 || c.status == 307 || c.status == 302)
-			*exists = 1;
-		else if (c.status != 404)
-			rc = answer_error(&c, "registry", err);
-	}
-	s3d_buf_cleanup(&url);
+		rc = request(r, &c, ok, err);
+	if (rc == S3D_OK)
+		*exists = c.status != 404;
+	rcall_cleanup(&c);
 	return rc;
 }
 
-static int sha256_digest(const void *p, size_t n, char out[80])
+int s3d_reg_digest_fd(int fd, char digest[80], int64_t *size)
 {
-	uint8_t md[32];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t *chunk = malloc(HASH_CHUNK), md[32];
 	unsigned int len = 0;
+	int64_t total = 0;
+	ssize_t got;
+	int rc = ctx && chunk ? S3D_OK : S3D_E_NOMEM, i;
 
-	if (EVP_Digest(n ? p : (const void *)"", n, md, &len, EVP_sha256(), NULL) != 1 ||
-	    len != 32)
-		return S3D_E_CRYPTO;
-	memcpy(out, "sha256:", 7);
-	hex_encode(md, 32, out + 7);
-	return S3D_OK;
+	if (rc == S3D_OK && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		rc = S3D_E_CRYPTO;
+	while (rc == S3D_OK) {
+		got = pread(fd, chunk, HASH_CHUNK, (off_t)total);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			rc = S3D_E_IO;
+		else if (got == 0)
+			break;
+		else if (EVP_DigestUpdate(ctx, chunk, (size_t)got) != 1)
+			rc = S3D_E_CRYPTO;
+		else
+			total += got;
+	}
+	if (rc == S3D_OK && (EVP_DigestFinal_ex(ctx, md, &len) != 1 || len != sizeof(md)))
+		rc = S3D_E_CRYPTO;
+	if (rc == S3D_OK) {
+		memcpy(digest, "sha256:", 7);
+		for (i = 0; i < 32; i++)
+			snprintf(digest + 7 + 2 * i, 3, "%02x", md[i]);
+		*size = total;
+	}
+	EVP_MD_CTX_free(ctx);
+	free(chunk);
+	return rc;
+}
+
+int s3d_reg_put_manifest_as(s3d_reg *r, const char *repo, const char *ref,
+			    const char *media_type, const void *body, size_t len,
+			    const char *digest, s3d_error *err)
+{
+	static const long ok[] = { 201, 0 };
+	struct rcall c;
+	int rc;
+
+	if (!r || !s3d_reg_valid_repo(repo) || !ref ||
+	    !(s3d_reg_valid_tag(ref) || s3d_reg_valid_digest(ref)) || !media_type ||
+	    !media_type_ok(media_type, strlen(media_type)) || (!body && len) ||
+	    len > S3D_REG_JSON_MAX || !s3d_reg_valid_digest(digest))
+		return perr(err, S3D_E_INVAL, "invalid manifest request");
+	rcall_init(&c, "PUT", S3D_REG_ERR_BODY_MAX);
+	c.repo = repo;
+	c.body = body;
+	c.body_len = len;
+	c.content_type = media_type;
+	rc = repo_url(r, repo, "manifests/", ref, &c.url_buf);
+	if (rc == S3D_OK)
+		rc = request(r, &c, ok, err);
+	if (rc == S3D_OK)
+		rc = answer_digest_is(r, &c, digest, 1, err);
+	rcall_cleanup(&c);
+	return rc;
 }
 
 int s3d_reg_put_manifest(s3d_reg *r, const char *repo, const char *ref,
@@ -2020,47 +2001,17 @@ int s3d_reg_put_manifest(s3d_reg *r, const char *repo, const char *ref,
 			 char *digest_out, s3d_error *err)
 {
 	char computed[80];
-	struct rcall c;
-	s3d_buf url, resp;
-	const char *got;
 	int rc;
 
-	if (!r || !s3d_reg_valid_repo(repo) || !ref ||
-	    !(s3d_reg_valid_tag(ref) || s3d_reg_valid_digest(ref)) || !media_type ||
-	    !media_type_ok(media_type, strlen(media_type)) || (!body && len) ||
-	    len > S3D_REG_JSON_MAX)
+	if ((!body && len) || len > S3D_REG_JSON_MAX)
 		return perr(err, S3D_E_INVAL, "invalid manifest request");
-	rc = sha256_digest(body, len, computed);
+	memcpy(computed, "sha256:", 7);
+	rc = s3d_sha256_hex(len ? body : (const void *)"", len, computed + 7);
 	if (rc != S3D_OK)
 		return rc;
-	s3d_buf_init(&url, S3D_REG_URL_MAX);
-	s3d_buf_init(&resp, S3D_REG_ERR_BODY_MAX);
-	memset(&c, 0, sizeof(c));
-	rc = repo_url(r, repo, "manifests/", ref, &url);
-	c.method = "PUT";
-	c.url = s3d_buf_str(&url);
-	c.repo = repo;
-	c.body = body;
-	c.body_len = len;
-	c.content_type = media_type;
-	c.resp = &resp;
-	if (rc == S3D_OK)
-		rc = call(r, &c, err);
-	if (rc == S3D_OK && c.status != 201)
-		rc = answer_error(&c, "registry", err);
-	if (rc == S3D_OK) {
-		got = answer_header(r->easy, "Docker-Content-Digest", 0);
-		if (got && strcmp(got, computed) != 0) {
-			rc = perr(err, S3D_E_DIGEST, "the registry answered digest %.80s for %s",
-				  got, computed);
-			if (err)
-				call_resource(&c, "registry", err);
-		}
-	}
+	rc = s3d_reg_put_manifest_as(r, repo, ref, media_type, body, len, computed, err);
 	if (rc == S3D_OK && digest_out)
 		memcpy(digest_out, computed, sizeof(computed));
-	s3d_buf_cleanup(&url);
-	s3d_buf_cleanup(&resp);
 	return rc;
 }
 
@@ -2280,12 +2231,6 @@ static void part_resource(const struct up *up, const struct slot *s, s3d_error *
 	curl_url_cleanup(u);
 }
 
-static int transient_s3(const char *code)
-{
-	return strcmp(code, "SlowDown") == 0 || strcmp(code, "RequestTimeout") == 0 ||
-	       strcmp(code, "InternalError") == 0 || strcmp(code, "ServiceUnavailable") == 0;
-}
-
 /*
  * Why the part's attempt failed, into e: the file, the transport, or an S3
  * error answer. *retry when another attempt may do better, *refresh when
@@ -2323,10 +2268,11 @@ static int part_error(struct up *up, struct slot *s, CURLcode cc, long st, s3d_e
 	clean_in_place(e->code);
 	clean_in_place(e->message);
 	clean_in_place(e->request_id);
-	if (!e->request_id[0] && (id = answer_header(s->easy, "x-amz-request-id", 0)))
+	if (!e->request_id[0] && (id = answer_header(s->easy, "x-amz-request-id")))
 		copy_clean(e->request_id, sizeof(e->request_id), id, strlen(id));
 	e->http_status = (int)st;
-	*retry = st >= 500 || st == 408 || st == 429 || st == 403 || transient_s3(e->code);
+	*retry = st >= 500 || st == 408 || st == 429 || st == 403 ||
+		 s3d_s3_code_transient(e->code);
 	*refresh = st == 403;
 	rc = S3D_E_S3;
 	return rc;
@@ -2358,7 +2304,8 @@ static int finish_slot(struct up *up, struct slot *s, CURLcode cc, s3d_error *er
 		up->urls[s->part - 1] = NULL;
 	}
 	s->state = SLOT_WAIT;
-	s->not_before = s3d_now_ms() + backoff_ms(up->o.retry_base_ms, s->attempts);
+	s->not_before = s3d_now_ms() + s3d_backoff_ms(up->o.retry_base_ms, BACKOFF_CAP_MS,
+						      s->attempts);
 	return S3D_OK;
 }
 
@@ -2406,7 +2353,18 @@ static int fill_slots(struct up *up, long *wait_ms, s3d_error *err)
 	return S3D_OK;
 }
 
-/* Runs the multi handle until every part is stored or one fails for good. */
+/* The caller's stop flag is set: S3D_E_ABORTED. */
+static int stop_asked(const s3d_reg_push_opts *o, s3d_error *err)
+{
+	if (!o->stop || !*o->stop)
+		return S3D_OK;
+	if (err)
+		s3d_error_clear(err);
+	return perr(err, S3D_E_ABORTED, "interrupted");
+}
+
+/* Runs the multi handle until every part is stored, one fails for good, or
+ * the caller asks to stop (looked at every POLL_MS at least). */
 static int run_upload(struct up *up, s3d_error *err)
 {
 	struct CURLMsg *msg;
@@ -2415,6 +2373,9 @@ static int run_upload(struct up *up, s3d_error *err)
 	CURLMcode mc;
 
 	while (rc == S3D_OK && up->ndone < up->nparts) {
+		rc = stop_asked(&up->o, err);
+		if (rc != S3D_OK)
+			break;
 		rc = fill_slots(up, &wait, err);
 		if (rc != S3D_OK)
 			break;
@@ -2570,7 +2531,9 @@ int s3d_reg_push_blob(s3d_reg *r, const char *repo, int fd, int64_t size,
 	memset(&up, 0, sizeof(up));
 	push_defaults(opts, &up.o);
 	s3d_buf_init(&location, S3D_REG_URL_MAX);
-	rc = s3d_reg_start_upload(r, repo, &location, err);
+	rc = stop_asked(&up.o, err);
+	if (rc == S3D_OK)
+		rc = s3d_reg_start_upload(r, repo, &location, err);
 	if (rc != S3D_OK)
 		goto out;
 	up.r = r;
@@ -2579,13 +2542,18 @@ int s3d_reg_push_blob(s3d_reg *r, const char *repo, int fd, int64_t size,
 	up.fd = fd;
 	up.size = size;
 	up.single = size <= up.o.threshold;
-	rc = upload(&up, err);
+	rc = stop_asked(&up.o, err);
+	if (rc == S3D_OK)
+		rc = upload(&up, err);
+	if (rc == S3D_OK)
+		rc = stop_asked(&up.o, err);
 	if (rc == S3D_OK)
 		rc = s3d_reg_finalize(r, up.location, digest, err);
 	if (rc != S3D_OK) {
-		/* best effort: the registry's sweeper cleans what this leaves */
+		/* best effort, one attempt (after Ctrl-C nobody waits for retries):
+		   the registry's sweeper cleans what this leaves */
 		s3d_error_clear(&ignored);
-		s3d_reg_cancel(r, up.location, &ignored);
+		cancel_call(r, up.location, 1, &ignored);
 	}
 out:
 	up_cleanup(&up);

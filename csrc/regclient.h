@@ -28,6 +28,8 @@
 
 #include "s3direct.h"
 
+#include <signal.h>
+
 #define S3D_REG_JSON_MAX (4u << 20)       /* JSON answers, manifests (distribution's limit) */
 #define S3D_REG_ERR_BODY_MAX (64u * 1024u) /* error bodies kept */
 #define S3D_REG_HEADER_MAX (8u * 1024u)    /* WWW-Authenticate values parsed */
@@ -162,10 +164,20 @@ int s3d_reg_is_index_type(const char *media_type);
  */
 int s3d_reg_url_append(const char *base, const char *url, const s3d_kv *q, size_t nq,
 		       s3d_buf *out);
-/* OCI repository name grammar (at most 255 bytes) and tag grammar. */
+/*
+ * OCI repository name grammar (at most 255 bytes) and tag grammar; a digest
+ * is "sha256:<64 lower-case hex>". The repository and digest tests are the
+ * registry side's (s3d_svc_check_repo, s3d_svc_parse_digest).
+ */
 int s3d_reg_valid_repo(const char *repo);
 int s3d_reg_valid_tag(const char *tag);
 int s3d_reg_valid_digest(const char *digest);
+/*
+ * "sha256:<hex>" of the whole file at fd (read with pread from offset 0 to
+ * its end, in 1 MiB chunks) into digest (>= 72 bytes), its length into
+ * *size. S3D_E_IO (errno kept) when a read fails, S3D_E_NOMEM, S3D_E_CRYPTO.
+ */
+int s3d_reg_digest_fd(int fd, char digest[80], int64_t *size);
 
 /* ------------------------------------------------------------------------ */
 /* HTTP                                                                     */
@@ -211,6 +223,14 @@ int s3d_reg_blob_exists(s3d_reg *r, const char *repo, const char *digest, int *e
 int s3d_reg_put_manifest(s3d_reg *r, const char *repo, const char *ref,
 			 const char *media_type, const void *body, size_t len,
 			 char *digest_out, s3d_error *err);
+/*
+ * The same for a body whose digest the caller computed already (digest:
+ * "sha256:<hex>" of body, not computed again): a Docker-Content-Digest
+ * answer must be digest.
+ */
+int s3d_reg_put_manifest_as(s3d_reg *r, const char *repo, const char *ref,
+			    const char *media_type, const void *body, size_t len,
+			    const char *digest, s3d_error *err);
 
 /* Called from the upload loop, at most about five times a second. */
 typedef void (*s3d_reg_progress_fn)(void *ud, int64_t sent, int64_t total);
@@ -224,6 +244,9 @@ typedef struct s3d_reg_push_opts {
 	long retry_base_ms;     /* backoff base, doubled per attempt; default 500 */
 	s3d_reg_progress_fn progress;
 	void *progress_ud;
+	/* NULL, or a flag a signal handler sets (non-zero: stop). The upload
+	   looks at it at least every 200 ms and between its registry calls. */
+	volatile sig_atomic_t *stop;
 } s3d_reg_push_opts;
 
 /*
@@ -231,7 +254,9 @@ typedef struct s3d_reg_push_opts {
  * loaded whole) declared as digest: open a session in repo, presign, PUT to
  * S3 (one PUT up to opts->threshold, else parts in parallel with fresh URLs
  * after a 403 and retries with backoff), finalize (201). A failed session
- * is cancelled (best effort). opts may be NULL.
+ * is cancelled (best effort: one DELETE, no retries). opts may be NULL.
+ * S3D_E_ABORTED when *opts->stop was set before the blob was finalized
+ * (the session is cancelled then too).
  */
 int s3d_reg_push_blob(s3d_reg *r, const char *repo, int fd, int64_t size,
 		      const char *digest, const s3d_reg_push_opts *opts, s3d_error *err);

@@ -54,6 +54,12 @@ static void global_init(void)
 	s3d_xml_global_init();
 }
 
+int s3d_client_global_init(void)
+{
+	pthread_once(&global_once, global_init);
+	return global_rc;
+}
+
 int64_t s3d_now_ms(void)
 {
 	struct timespec ts;
@@ -128,9 +134,9 @@ int s3d_client_new(const s3d_client_config *cfg, s3d_client **out)
 
 	if (!cfg || !out || !cfg->endpoint || !cfg->access_key || !cfg->secret_key)
 		return S3D_E_INVAL;
-	pthread_once(&global_once, global_init);
-	if (global_rc != S3D_OK)
-		return global_rc;
+	rc = s3d_client_global_init();
+	if (rc != S3D_OK)
+		return rc;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return S3D_E_NOMEM;
@@ -238,23 +244,31 @@ int s3d_client_max_retries(const s3d_client *c)
 	return c->cfg.max_retries;
 }
 
-long s3d_client_backoff_ms(const s3d_client *c, int attempt, int64_t started_ms)
+long s3d_backoff_ms(long base_ms, long max_ms, int attempt)
 {
 	uint32_t r = 0;
-	long cap = c->cfg.retry_base_ms;
-	int64_t left = started_ms + c->cfg.retry_deadline_ms - s3d_now_ms();
+	long cap = base_ms;
 	int i;
 
-	for (i = 1; i < attempt && cap < c->cfg.retry_max_ms; i++)
+	for (i = 1; i < attempt && cap < max_ms; i++)
 		cap *= 2;
-	if (cap > c->cfg.retry_max_ms)
-		cap = c->cfg.retry_max_ms;
+	if (cap > max_ms)
+		cap = max_ms;
+	if (cap < 1)
+		cap = 1;
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (uint32_t)s3d_now_ms();
-	cap = 1 + (long)(r % (uint32_t)cap); /* full jitter */
-	if (left <= cap)
+	return 1 + (long)(r % (uint32_t)cap); /* full jitter */
+}
+
+long s3d_client_backoff_ms(const s3d_client *c, int attempt, int64_t started_ms)
+{
+	int64_t left = started_ms + c->cfg.retry_deadline_ms - s3d_now_ms();
+	long wait = s3d_backoff_ms(c->cfg.retry_base_ms, c->cfg.retry_max_ms, attempt);
+
+	if (left <= wait)
 		return 0;
-	return cap;
+	return wait;
 }
 
 /* ---- one transfer ---- */
@@ -655,7 +669,7 @@ static const char *status_code_name(long st)
 	}
 }
 
-static int transient_code(const char *code)
+int s3d_s3_code_transient(const char *code)
 {
 	static const char *const codes[] = { "SlowDown", "RequestTimeout", "InternalError",
 					     "ServiceUnavailable", "Throttling",
@@ -713,11 +727,7 @@ int s3d_xfer_finish(s3d_xfer *x, CURL *easy, CURLcode cc, s3d_error *err, int *r
 			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
 		copy_field(err->request_id, sizeof(err->request_id), x->request_id);
 		set_resource(x, err);
-		/* a certificate or URL that is wrong now is wrong on every retry */
-		*retry = x->req->retryable && cc != CURLE_PEER_FAILED_VERIFICATION &&
-			 cc != CURLE_SSL_CACERT_BADFILE && cc != CURLE_SSL_CERTPROBLEM &&
-			 cc != CURLE_SSL_ISSUER_ERROR && cc != CURLE_URL_MALFORMAT &&
-			 cc != CURLE_UNSUPPORTED_PROTOCOL;
+		*retry = x->req->retryable && !s3d_curl_permanent(cc);
 		return cc == CURLE_OPERATION_TIMEDOUT ? S3D_E_TIMEOUT : S3D_E_TRANSPORT;
 	}
 	if (st >= 200 && st <= 299 && x->req->write && x->ranged && st != 206) {
@@ -744,11 +754,19 @@ int s3d_xfer_finish(s3d_xfer *x, CURL *easy, CURLcode cc, s3d_error *err, int *r
 	if (!err->request_id[0])
 		copy_field(err->request_id, sizeof(err->request_id), x->request_id);
 	set_resource(x, err);
-	*retry = x->req->retryable && (st >= 500 || st == 429 || transient_code(err->code));
+	*retry = x->req->retryable && (st >= 500 || st == 429 || s3d_s3_code_transient(err->code));
 	return st == 404 ? S3D_E_NOTFOUND : S3D_E_S3;
 }
 
-static void sleep_ms(long ms)
+/* A certificate or URL that is wrong now is wrong on every retry. */
+int s3d_curl_permanent(CURLcode cc)
+{
+	return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+	       cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_ISSUER_ERROR ||
+	       cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL;
+}
+
+void s3d_sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -804,7 +822,7 @@ int s3d_client_perform(s3d_client *c, const s3d_req *r, s3d_obj_info *info,
 		wait = s3d_client_backoff_ms(c, attempt, started);
 		if (wait == 0)
 			break;
-		sleep_ms(wait);
+		s3d_sleep_ms(wait);
 	}
 	if (err)
 		err->attempts = total;

@@ -92,6 +92,25 @@ long s3d_client_backoff_ms(const s3d_client *c, int attempt, int64_t started_ms)
 int s3d_client_max_retries(const s3d_client *c);
 int64_t s3d_now_ms(void);
 
+/*
+ * Shared with the other libcurl users of the library (regclient.c).
+ * s3d_client_global_init: curl_global_init and libxml2's, once per process;
+ * S3D_OK or S3D_E_TRANSPORT (every later call answers the same).
+ * s3d_backoff_ms: a wait before attempt (1-based) of 1 .. min(base_ms <<
+ * (attempt - 1), max_ms) ms, drawn at random (full jitter: transfers that
+ * failed together do not retry together).
+ * s3d_sleep_ms: sleeps ms, resumed after a signal.
+ * s3d_curl_permanent: a curl failure that every retry would repeat (TLS
+ * verification, a malformed URL, an unsupported scheme).
+ * s3d_s3_code_transient: an S3 error code worth retrying (SlowDown,
+ * InternalError, RequestTimeout and the like).
+ */
+int s3d_client_global_init(void);
+long s3d_backoff_ms(long base_ms, long max_ms, int attempt);
+void s3d_sleep_ms(long ms);
+int s3d_curl_permanent(CURLcode cc);
+int s3d_s3_code_transient(const char *code);
+
 /* Easy-handle pool (connections are kept per handle). */
 CURL *s3d_client_easy_get(s3d_client *c);
 void s3d_client_easy_put(s3d_client *c, CURL *easy);

@@ -2,13 +2,14 @@
  * s3d: the command-line tool on top of libs3direct.
  *
  * Exit codes: 0 success, 1 S3 or runtime error (code, message and request id
- * printed), 2 usage error.
+ * printed), 2 usage error, 130 (143) when push-blob or push was stopped by
+ * SIGINT (SIGTERM).
  */
 #include "s3direct.h"
 
 #include "cli/cmd.h"
+#include "cli/common.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +37,10 @@ static const char *usage_text =
 	"       s3d mb --endpoint URL --bucket B [--region R]\n"
 	"       s3d put --endpoint URL --bucket B --key K FILE [--part-size BYTES] [--concurrency N]\n"
 	"       s3d sha256 --endpoint URL --bucket B --key K [--concurrency N]\n"
-	"       s3d push-blob --registry URL [--user USER:PASS] REPO FILE\n"
-	"                     [--part-size BYTES] [--concurrency N]\n"
-	"       s3d push --registry URL [--user USER:PASS] OCI_LAYOUT_DIR REPO:TAG\n"
-	"       s3d gc --config REGISTRY_CONFIG [--json]\n"
-	"       s3d sessions --config REGISTRY_CONFIG [--json] [--index-only]\n"
+	"       " S3D_CLI_PUSH_BLOB_SYNOPSIS
+	"       " S3D_CLI_PUSH_SYNOPSIS
+	"       " S3D_CLI_GC_SYNOPSIS
+	"       " S3D_CLI_SESSIONS_SYNOPSIS
 	"       s3d version\n"
 	"https endpoints: the peer is verified against the system CAs, or --ca-file FILE;\n"
 	"                 --skip-verify turns verification off\n"
@@ -86,15 +86,6 @@ static int add_header(struct opts *o, const char *arg)
 	return 0;
 }
 
-static int parse_ll(const char *s, long long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoll(s, &end, 10);
-	return errno == 0 && end != s && *end == 0;
-}
-
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -130,7 +121,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 's': o->skip_verify = 1; break;
 		case 'C': o->ca_file = optarg; break;
 		case 'x':
-			if (!parse_ll(optarg, &o->expires))
+			if (!s3d_cli_parse_ll(optarg, &o->expires))
 				return usage("--expires wants a number of seconds");
 			o->have_expires = 1;
 			break;
@@ -140,11 +131,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return rc;
 			break;
 		case 'p':
-			if (!parse_ll(optarg, &o->part_size) || o->part_size <= 0)
+			if (!s3d_cli_parse_ll(optarg, &o->part_size) || o->part_size <= 0)
 				return usage("--part-size wants a positive number of bytes");
 			break;
 		case 'c':
-			if (!parse_ll(optarg, &v) || v < 1 || v > 64)
+			if (!s3d_cli_parse_ll(optarg, &v) || v < 1 || v > 64)
 				return usage("--concurrency wants 1..64");
 			o->concurrency = (int)v;
 			break;
@@ -192,15 +183,6 @@ static long max_rss_kib(void)
 	struct rusage ru;
 
 	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
-}
-
-static int fail(int rc, const s3d_error *err)
-{
-	char msg[1024];
-
-	s3d_error_format(err, rc, msg, sizeof(msg));
-	fprintf(stderr, "s3d: %s\n", msg);
-	return 1;
 }
 
 static int parse_date(const char *s, time_t *out)
@@ -262,7 +244,7 @@ static int cmd_mb(struct opts *o)
 	s3d_error_clear(&err);
 	rc = s3d_create_bucket(c, o->bucket, &err);
 	s3d_client_free(c);
-	return rc == S3D_OK ? 0 : fail(rc, &err);
+	return rc == S3D_OK ? 0 : s3d_cli_fail(NULL, NULL, rc, &err);
 }
 
 static int cmd_put(struct opts *o)
@@ -286,7 +268,7 @@ static int cmd_put(struct opts *o)
 	rc = s3d_upload_file(c, o->bucket, o->key, o->file, &mc, &info, &peak, &err);
 	s3d_client_free(c);
 	if (rc != S3D_OK)
-		return fail(rc, &err);
+		return s3d_cli_fail(NULL, NULL, rc, &err);
 	printf("etag %s\npeak_part_memory %zu\nmax_rss_kib %ld\n", info.etag, peak,
 	       max_rss_kib());
 	return 0;
@@ -314,7 +296,7 @@ static int cmd_sha256(struct opts *o)
 	rc = s3d_verify_sha256(c, o->bucket, o->key, &vc, md, &size, &err);
 	s3d_client_free(c);
 	if (rc != S3D_OK)
-		return fail(rc, &err);
+		return s3d_cli_fail(NULL, NULL, rc, &err);
 	printf("sha256:");
 	for (i = 0; i < 32; i++)
 		printf("%02x", md[i]);

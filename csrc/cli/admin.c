@@ -22,6 +22,7 @@
  * the index, S3: code, message and request id printed), 2 usage error.
  */
 #include "cmd.h"
+#include "common.h"
 
 #include "regconfig.h"
 #include "s3direct.h"
@@ -51,13 +52,13 @@ static int admin_usage(const char *cmd, const char *why, int code)
 	FILE *out = code ? stderr : stdout;
 
 	if (why)
-		fprintf(stderr, "s3d %s: %s\n", cmd, why);
+		s3d_cli_error(cmd, NULL, why);
 	if (strcmp(cmd, "gc") == 0)
-		fputs("usage: s3d gc --config REGISTRY_CONFIG [--json]\n"
+		fputs("usage: " S3D_CLI_GC_SYNOPSIS
 		      "  expires the presigned upload sessions past their end and removes what\n"
 		      "  they uploaded (the registry's sweeper, once); prints the counts\n", out);
 	else
-		fputs("usage: s3d sessions --config REGISTRY_CONFIG [--json] [--index-only]\n"
+		fputs("usage: " S3D_CLI_SESSIONS_SYNOPSIS
 		      "  lists the presigned upload sessions of the node's session index and\n"
 		      "  those only known from S3 markers (--index-only: the index alone)\n", out);
 	fputs("  REGISTRY_CONFIG is the registry's configuration file (storage: s3direct:);\n"
@@ -119,16 +120,6 @@ static int admin_parse(const char *cmd, int argc, char **argv, struct admin_opts
 	return 0;
 }
 
-/* "s3d CMD: what: Code: message (HTTP n, request id R)" on stderr; 1. */
-static int admin_fail(const char *cmd, const char *what, int rc, const s3d_error *e)
-{
-	char text[1024];
-
-	s3d_error_format(e, rc, text, sizeof(text));
-	fprintf(stderr, "s3d %s: %s%s%s\n", cmd, what ? what : "", what ? ": " : "", text);
-	return 1;
-}
-
 static int admin_load(const char *cmd, const char *path, s3d_regconfig *cfg)
 {
 	s3d_error e;
@@ -139,8 +130,7 @@ static int admin_load(const char *cmd, const char *path, s3d_regconfig *cfg)
 	if (rc == S3D_OK)
 		return 0;
 	/* the message already names the file, the parameter and why */
-	fprintf(stderr, "s3d %s: %s\n", cmd, e.message[0] ? e.message : s3d_strerror(rc));
-	return 1;
+	return s3d_cli_error(cmd, NULL, e.message[0] ? e.message : s3d_strerror(rc));
 }
 
 static int admin_driver(const char *cmd, const s3d_regconfig *cfg, s3d_driver **d)
@@ -155,7 +145,25 @@ static int admin_driver(const char *cmd, const s3d_regconfig *cfg, s3d_driver **
 		return 0;
 	snprintf(what, sizeof(what), "bucket %.200s at %.200s", cfg->driver.bucket,
 		 cfg->driver.client.endpoint);
-	return admin_fail(cmd, what, rc, &e);
+	return s3d_cli_fail(cmd, what, rc, &e);
+}
+
+/*
+ * 1 when the node's session index exists, 0 when it does not and need not
+ * (ENOENT, required 0), -1 after "s3d CMD: WHAT: why". Never creates one
+ * (s3d_service_new would): a wrong path would silently give an empty index.
+ */
+static int admin_index_found(const char *cmd, const char *what, const char *path,
+			     int required)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) == 0)
+		return 1;
+	if (errno == ENOENT && !required)
+		return 0;
+	s3d_cli_error(cmd, what, strerror(errno));
+	return -1;
 }
 
 /* ------------------------------------------------------------------ gc */
@@ -180,21 +188,25 @@ int s3d_cmd_gc(int argc, char **argv)
 	if (!cfg.presign)
 		fprintf(stderr, "s3d gc: note: presign is false in %s: sweeping what earlier "
 				"sessions left\n", o.config);
+	snprintf(what, sizeof(what), "session index %.300s (parameter sessionindex)",
+		 cfg.service.index.path);
+	if (admin_index_found("gc", what, cfg.service.index.path, 1) < 0) {
+		code = 1;
+		goto out;
+	}
 	if ((code = admin_driver("gc", &cfg, &d)) != 0)
 		goto out;
 	s3d_error_clear(&e);
 	rc = s3d_service_new(d, &cfg.service, &svc, &e);
 	if (rc != S3D_OK) {
-		snprintf(what, sizeof(what), "session index %.300s (parameter sessionindex)",
-			 cfg.service.index.path);
-		code = admin_fail("gc", what, rc, &e);
+		code = s3d_cli_fail("gc", what, rc, &e);
 		goto out;
 	}
 	memset(&st, 0, sizeof(st));
 	s3d_error_clear(&e);
 	rc = s3d_service_sweep(svc, 0, &st, &e);
 	if (rc != S3D_OK) {
-		code = admin_fail("gc", "sweep", rc, &e);
+		code = s3d_cli_fail("gc", "sweep", rc, &e);
 		goto out;
 	}
 	if (o.json)
@@ -513,7 +525,6 @@ int s3d_cmd_sessions(int argc, char **argv)
 	s3d_driver *d = NULL;
 	s3d_index *ix = NULL;
 	s3d_error e;
-	struct stat sb;
 	char what[512];
 	int code, done, rc, index_found;
 	int64_t now = (int64_t)time(NULL);
@@ -528,10 +539,8 @@ int s3d_cmd_sessions(int argc, char **argv)
 		goto out;
 	snprintf(what, sizeof(what), "session index %.300s (parameter sessionindex)",
 		 cfg.service.index.path);
-	/* never create an index here: a wrong path would list nothing, silently */
-	index_found = stat(cfg.service.index.path, &sb) == 0;
-	if (!index_found && (errno != ENOENT || o.index_only)) {
-		fprintf(stderr, "s3d sessions: %s: %s\n", what, strerror(errno));
+	index_found = admin_index_found("sessions", what, cfg.service.index.path, o.index_only);
+	if (index_found < 0) {
 		code = 1;
 		goto out;
 	}
@@ -545,7 +554,7 @@ int s3d_cmd_sessions(int argc, char **argv)
 			rc = s3d_index_scan(ix, from_index, &t, &e);
 		t.nindex = t.n;
 		if (rc != S3D_OK) {
-			code = admin_fail("sessions", what, rc, &e);
+			code = s3d_cli_fail("sessions", what, rc, &e);
 			goto out;
 		}
 	}
@@ -557,11 +566,11 @@ int s3d_cmd_sessions(int argc, char **argv)
 		if (rc == S3D_OK && m.nomem)
 			rc = S3D_E_NOMEM;
 		if (rc != S3D_OK) {
-			code = admin_fail("sessions", "listing the session markers", rc, &e);
+			code = s3d_cli_fail("sessions", "listing the session markers", rc, &e);
 			goto out;
 		}
 		if (m.first_rc != S3D_OK) {
-			code = admin_fail("sessions", "reading a session marker", m.first_rc,
+			code = s3d_cli_fail("sessions", "reading a session marker", m.first_rc,
 					  &m.first_err);
 			goto out;
 		}

@@ -1,7 +1,8 @@
 /*
  * Commands of s3d that live outside csrc/s3d.c. Each takes the arguments
  * after the command name (argv[0] is the command) and returns the exit
- * code: 0 success, 1 runtime error (printed), 2 usage error.
+ * code: 0 success, 1 runtime error (printed), 2 usage error; push-blob and
+ * push: 128 + the signal after SIGINT or SIGTERM (the upload cancelled).
  */
 #ifndef S3D_CLI_CMD_H
 #define S3D_CLI_CMD_H

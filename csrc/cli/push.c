@@ -8,18 +8,24 @@
  * terminal, on stderr. Credentials, tokens and presigned URLs are never
  * printed; the password of --user is blanked in our argv once copied (as
  * curl does), so ps shows "USER:xxxx".
+ *
+ * SIGINT and SIGTERM (once) stop an upload between two of its steps and
+ * cancel its registry session (and so its S3 upload) instead of leaving it
+ * open until the session TTL; the exit code is then 128 + the signal.
  */
 #include "cmd.h"
+#include "common.h"
 
 #include "buf.h"
 #include "regclient.h"
 #include "s3direct.h"
+#include "sigv4.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HASH_CHUNK (1u << 20)
 #define MAX_DEPTH 3 /* index -> index -> manifest */
 
 static const char *push_blob_usage =
-	"usage: s3d push-blob --registry URL [--user USER:PASS] REPO FILE\n"
-	"                     [--part-size BYTES] [--concurrency N]\n"
+	"usage: " S3D_CLI_PUSH_BLOB_SYNOPSIS
 	"                     [--ca-file FILE] [--skip-verify]\n"
 	"  Uploads FILE as a blob of REPO straight to the registry's S3 bucket\n"
 	"  through presigned URLs; prints its digest (sha256:<hex>).\n"
@@ -41,7 +45,7 @@ static const char *push_blob_usage =
 	"  5 MiB .. 5 GiB); the registry chooses the part size itself.\n";
 
 static const char *push_usage =
-	"usage: s3d push --registry URL [--user USER:PASS] OCI_LAYOUT_DIR REPO:TAG\n"
+	"usage: " S3D_CLI_PUSH_SYNOPSIS
 	"                [--part-size BYTES] [--concurrency N]\n"
 	"                [--ca-file FILE] [--skip-verify]\n"
 	"  Pushes the image (or image index) of an OCI image layout: its blobs\n"
@@ -61,10 +65,38 @@ struct popts {
 	int npos;
 };
 
+/* The signal that asked us to stop (0: none). */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+/* SIGINT and SIGTERM set interrupted; a second one ends the process as usual. */
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART | SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* 128 + the signal (130 after Ctrl-C), as a shell reports a killed process. */
+static int interrupted_exit(const char *cmd)
+{
+	s3d_cli_error(cmd, NULL, "interrupted");
+	return 128 + interrupted;
+}
+
 static int usage(const struct popts *o, const char *why)
 {
 	if (why)
-		fprintf(stderr, "s3d %s: %s\n", o->cmd, why);
+		s3d_cli_error(o->cmd, NULL, why);
 	fputs(o->usage, stderr);
 	return 2;
 }
@@ -76,15 +108,6 @@ static void free_opts(struct popts *o)
 		free(o->user);
 		o->user = NULL;
 	}
-}
-
-static int parse_ll(const char *s, long long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoll(s, &end, 10);
-	return errno == 0 && end != s && *end == 0;
 }
 
 static int parse_opts(int argc, char **argv, struct popts *o)
@@ -122,12 +145,12 @@ static int parse_opts(int argc, char **argv, struct popts *o)
 			memset(colon + 1, 'x', strlen(colon + 1));
 			break;
 		case 'p':
-			if (!parse_ll(optarg, &v) || v < (5LL << 20) || v > (5LL << 30))
+			if (!s3d_cli_parse_ll(optarg, &v) || v < (5LL << 20) || v > (5LL << 30))
 				return usage(o, "--part-size wants 5242880 .. 5368709120 bytes");
 			o->part_size = v;
 			break;
 		case 'c':
-			if (!parse_ll(optarg, &v) || v < 1 || v > 64)
+			if (!s3d_cli_parse_ll(optarg, &v) || v < 1 || v > 64)
 				return usage(o, "--concurrency wants 1..64");
 			o->concurrency = (int)v;
 			break;
@@ -207,7 +230,7 @@ static int fail(const struct popts *o, const char *what, int rc, const s3d_error
 			 err->resource[0] ? ", " : "", err->resource);
 	else
 		s3d_error_format(err, rc, msg, sizeof(msg));
-	fprintf(stderr, "s3d %s: %s%s%s\n", o->cmd, what ? what : "", what ? ": " : "", msg);
+	s3d_cli_error(o->cmd, what, msg);
 	if (err && err->http_status == 401 && !o->user)
 		fprintf(stderr, "s3d %s: the registry wants credentials: --user USER:PASSWORD\n",
 			o->cmd);
@@ -220,9 +243,7 @@ static int fail(const struct popts *o, const char *what, int rc, const s3d_error
 /* A local file of the layout is not what it should be. */
 static int fail_local(const struct popts *o, const char *path, int rc, const s3d_error *err)
 {
-	fprintf(stderr, "s3d %s: %s: %s\n", o->cmd, path,
-		err->message[0] ? err->message : s3d_strerror(rc));
-	return 1;
+	return s3d_cli_error(o->cmd, path, err->message[0] ? err->message : s3d_strerror(rc));
 }
 
 static int fail_errno(const struct popts *o, const char *what, const char *path, int e)
@@ -256,7 +277,7 @@ static int open_registry(const struct popts *o, s3d_reg **r)
 	rc = s3d_reg_open(&cfg, r, &err);
 	free(url);
 	if (rc != S3D_OK) {
-		fprintf(stderr, "s3d %s: %s\n", o->cmd, err.message[0] ? err.message : s3d_strerror(rc));
+		s3d_cli_error(o->cmd, NULL, err.message[0] ? err.message : s3d_strerror(rc));
 		return rc == S3D_E_INVAL ? 2 : 1;
 	}
 	return 0;
@@ -267,53 +288,11 @@ static void push_opts(const struct popts *o, struct bar *b, s3d_reg_push_opts *p
 	memset(po, 0, sizeof(*po));
 	po->threshold = o->part_size;
 	po->concurrency = o->concurrency;
+	po->stop = &interrupted;
 	if (isatty(STDERR_FILENO)) {
 		po->progress = bar_draw;
 		po->progress_ud = b;
 	}
-}
-
-/* SHA-256 of the whole file at fd (read from offset 0), and its size. */
-static int hash_fd(int fd, char digest[80], int64_t *size)
-{
-	static const char hex[] = "0123456789abcdef";
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	uint8_t *buf = malloc(HASH_CHUNK), md[32];
-	unsigned int len = 0;
-	int64_t total = 0;
-	ssize_t got;
-	int rc = -1, i;
-
-	if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		goto out;
-	for (;;) {
-		got = pread(fd, buf, HASH_CHUNK, (off_t)total);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			goto out;
-		if (got == 0)
-			break;
-		if (EVP_DigestUpdate(ctx, buf, (size_t)got) != 1)
-			goto out;
-		total += got;
-	}
-	if (EVP_DigestFinal_ex(ctx, md, &len) != 1 || len != 32)
-		goto out;
-	memcpy(digest, "sha256:", 7);
-	for (i = 0; i < 32; i++) {
-		digest[7 + 2 * i] = hex[md[i] >> 4];
-		digest[8 + 2 * i] = hex[md[i] & 15];
-	}
-	digest[71] = 0;
-	*size = total;
-	rc = 0;
-out:
-	if (rc != 0 && errno == 0)
-		errno = EIO;
-	EVP_MD_CTX_free(ctx);
-	free(buf);
-	return rc;
 }
 
 /* ---- push-blob ---------------------------------------------------------------- */
@@ -350,13 +329,16 @@ int s3d_cmd_push_blob(int argc, char **argv)
 		goto out;
 	}
 	errno = 0;
-	if (hash_fd(fd, digest, &size) != 0) {
-		rc = fail_errno(&o, "cannot read", o.pos[1], errno);
+	rc = s3d_reg_digest_fd(fd, digest, &size);
+	if (rc != S3D_OK) {
+		rc = fail_errno(&o, "cannot read", o.pos[1], rc == S3D_E_IO && errno ? errno : EIO);
 		goto out;
 	}
 	rc = open_registry(&o, &r);
 	if (rc != 0)
 		goto out;
+	/* from here on a session may be open: Ctrl-C cancels it */
+	catch_signals();
 	s3d_error_clear(&err);
 	rc = s3d_reg_blob_exists(r, o.pos[0], digest, &exists, &err);
 	if (rc != S3D_OK) {
@@ -372,10 +354,14 @@ int s3d_cmd_push_blob(int argc, char **argv)
 		s3d_error_clear(&err);
 		rc = s3d_reg_push_blob(r, o.pos[0], fd, size, digest, &po, &err);
 		bar_end(&b);
-		if (rc != S3D_OK) {
+		if (rc != S3D_OK && !interrupted) {
 			rc = fail(&o, NULL, rc, &err);
 			goto out;
 		}
+	}
+	if (interrupted) {
+		rc = interrupted_exit(o.cmd);
+		goto out;
 	}
 	printf("%s\n", digest);
 	rc = fflush(stdout) == 0 ? 0 : 1;
@@ -455,22 +441,10 @@ out:
 
 static int same_digest(const s3d_buf *b, const char *digest)
 {
-	static const char hex[] = "0123456789abcdef";
-	uint8_t md[32];
-	unsigned int len = 0;
-	char got[72];
-	int i;
+	char got[80] = "sha256:";
 
-	if (EVP_Digest(b->len ? b->ptr : (const uint8_t *)"", b->len, md, &len, EVP_sha256(),
-		       NULL) != 1)
-		return 0;
-	memcpy(got, "sha256:", 7);
-	for (i = 0; i < 32; i++) {
-		got[7 + 2 * i] = hex[md[i] >> 4];
-		got[8 + 2 * i] = hex[md[i] & 15];
-	}
-	got[71] = 0;
-	return strcmp(got, digest) == 0;
+	return s3d_sha256_hex(b->len ? (const void *)b->ptr : "", b->len, got + 7) == S3D_OK &&
+	       strcmp(got, digest) == 0;
 }
 
 /* One config or layer blob: skipped when the registry has it. */
@@ -483,6 +457,8 @@ static int push_layout_blob(struct push *p, const s3d_reg_desc *d)
 	struct bar b;
 	int fd = -1, exists = 0, rc;
 
+	if (interrupted)
+		return 1;
 	snprintf(what, sizeof(what), "blob %s", d->digest);
 	if (blob_path(p, d->digest, path, sizeof(path)) != 0)
 		return fail_errno(p->o, "path too long:", p->dir, ENAMETOOLONG);
@@ -518,24 +494,37 @@ static int push_layout_blob(struct push *p, const s3d_reg_desc *d)
 	s3d_error_clear(&err);
 	rc = s3d_reg_push_blob(p->r, p->repo, fd, d->size, d->digest, &po, &err);
 	bar_end(&b);
-	rc = rc == S3D_OK ? 0 : fail(p->o, what, rc, &err);
+	if (rc != S3D_OK && interrupted)
+		rc = 1; /* said once, by s3d_cmd_push */
+	else
+		rc = rc == S3D_OK ? 0 : fail(p->o, what, rc, &err);
 out:
 	if (fd >= 0)
 		close(fd);
 	return rc;
 }
 
+/* known: the body's digest when we checked it already (else computed). */
 static int put_manifest(struct push *p, const char *ref, const char *media_type,
-			const s3d_buf *body, char digest[80])
+			const s3d_buf *body, const char *known, char digest[80])
 {
 	char what[400];
 	s3d_error err;
 	int rc;
 
+	if (interrupted)
+		return 1;
 	snprintf(what, sizeof(what), "manifest %s:%s", p->repo, ref);
 	s3d_error_clear(&err);
-	rc = s3d_reg_put_manifest(p->r, p->repo, ref, media_type, body->ptr, body->len, digest,
-				  &err);
+	if (known) {
+		rc = s3d_reg_put_manifest_as(p->r, p->repo, ref, media_type, body->ptr, body->len,
+					     known, &err);
+		if (rc == S3D_OK)
+			snprintf(digest, 80, "%s", known);
+	} else {
+		rc = s3d_reg_put_manifest(p->r, p->repo, ref, media_type, body->ptr, body->len,
+					  digest, &err);
+	}
 	return rc == S3D_OK ? 0 : fail(p->o, what, rc, &err);
 }
 
@@ -591,7 +580,7 @@ static int push_manifest(struct push *p, const s3d_reg_desc *d, const char *ref,
 		rc = push_layout_blob(p, &m.descs[i]);
 	if (rc == 0)
 		rc = put_manifest(p, ref, m.media_type[0] ? m.media_type : d->media_type, &body,
-				  digest);
+				  d->digest, digest);
 out:
 	s3d_reg_manifest_cleanup(&m);
 	s3d_buf_cleanup(&body);
@@ -629,7 +618,7 @@ static int push_layout_index(struct push *p, const s3d_buf *index_json,
 		rc = push_children(p, index, 0);
 	if (rc == 0)
 		rc = put_manifest(p, p->tag, "application/vnd.oci.image.index.v1+json", &body,
-				  digest);
+				  NULL, digest);
 	s3d_buf_cleanup(&body);
 	return rc;
 }
@@ -697,8 +686,12 @@ int s3d_cmd_push(int argc, char **argv)
 		goto out;
 	}
 	rc = open_registry(&o, &p.r);
-	if (rc == 0)
+	if (rc == 0) {
+		catch_signals();
 		rc = push_layout(&p, digest);
+		if (interrupted)
+			rc = interrupted_exit(o.cmd);
+	}
 	if (rc == 0) {
 		printf("%s\n", digest);
 		rc = fflush(stdout) == 0 ? 0 : 1;

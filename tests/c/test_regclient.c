@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #define CH(s) s3d_reg_parse_challenge((s), strlen(s), &ch)
@@ -607,6 +608,8 @@ struct mock {
 	int presign_garbage;
 	int sign_wrong_length;    /* single presign: content-length of size + 1 */
 	const char *manifest_digest;
+	volatile sig_atomic_t *stop_on_put; /* set when an S3 PUT arrives (Ctrl-C) */
+	int delete_status;        /* 0: 204 */
 	/* what happened */
 	int posts, presigns, s3_puts, finalizes, deletes, heads, manifests, tokens, unauth;
 	int64_t s3_bytes;
@@ -673,6 +676,8 @@ static void mock_s3(struct mock *m, int fd, const char *req, const char *target)
 	int part = 1;
 
 	m->s3_puts++;
+	if (m->stop_on_put)
+		*m->stop_on_put = SIGINT;
 	qparam(target, "partNumber", num, sizeof(num));
 	if (num[0])
 		part = atoi(num);
@@ -835,7 +840,10 @@ static void mock_answer(void *ud, int fd, const char *req, size_t len)
 	} else if (strcmp(path, "/v2/test/repo/blobs/uploads/uuid1") == 0 &&
 		   strcmp(method, "DELETE") == 0) {
 		m->deletes++;
-		t_send_answer(fd, "204 No Content", NULL, "", 0);
+		if (m->delete_status == 503)
+			send_json(fd, "503 Service Unavailable", NULL, "{\"errors\":[]}");
+		else
+			t_send_answer(fd, "204 No Content", NULL, "", 0);
 	} else if (strcmp(method, "HEAD") == 0 && strncmp(path, "/v2/test/repo/blobs/", 20) == 0) {
 		m->heads++;
 		snprintf(extra, sizeof(extra), "%d %s", m->head_status,
@@ -1335,6 +1343,119 @@ static void test_exists_and_manifest(void)
 	mock_stop(&m, &srv);
 }
 
+/* Ctrl-C during the upload: S3D_E_ABORTED, the session cancelled (one
+ * DELETE, not retried), never finalized. */
+static void test_push_interrupted(void)
+{
+	struct t_fault_server srv;
+	struct mock m;
+	s3d_reg_push_opts o;
+	volatile sig_atomic_t stop = 0;
+	s3d_reg *r;
+	s3d_error err;
+	char digest[80], path[64];
+	size_t size = (12u << 20) + 5;
+	int fd;
+
+	T_REQUIRE(mock_start(&m, &srv) == 0);
+	r = mock_reg(&srv, NULL);
+	fd = temp_file(size, digest, path);
+	fast_opts(&o);
+	o.concurrency = 1;
+	o.stop = &stop;
+	/* set before the call: no session is opened */
+	stop = SIGINT;
+	s3d_error_clear(&err);
+	T_EQ_INT(S3D_E_ABORTED, s3d_reg_push_blob(r, "test/repo", fd, (int64_t)size, digest, &o,
+						  &err));
+	pthread_mutex_lock(&m.mu);
+	T_EQ_INT(0, m.posts);
+	T_EQ_INT(0, m.deletes);
+	/* set by the first part PUT: the upload stops, the session is cancelled
+	   (the DELETE fails: it is not retried) */
+	stop = 0;
+	m.stop_on_put = &stop;
+	m.delete_status = 503;
+	pthread_mutex_unlock(&m.mu);
+	s3d_error_clear(&err);
+	T_EQ_INT(S3D_E_ABORTED, s3d_reg_push_blob(r, "test/repo", fd, (int64_t)size, digest, &o,
+						  &err));
+	T_EQ_STR("interrupted", err.message);
+	pthread_mutex_lock(&m.mu);
+	T_EQ_INT(1, m.posts);
+	T_TRUE(m.s3_puts >= 1 && m.s3_puts < 3);
+	T_EQ_INT(0, m.finalizes);
+	T_EQ_INT(1, m.deletes);
+	/* a one-PUT blob interrupted: not finalized either */
+	stop = 0;
+	m.delete_status = 0;
+	m.deletes = m.s3_puts = 0;
+	pthread_mutex_unlock(&m.mu);
+	T_EQ_INT(S3D_E_ABORTED, s3d_reg_push_blob(r, "test/repo", fd, 1000, digest, &o, &err));
+	pthread_mutex_lock(&m.mu);
+	T_EQ_INT(1, m.s3_puts);
+	T_EQ_INT(0, m.finalizes);
+	T_EQ_INT(1, m.deletes);
+	pthread_mutex_unlock(&m.mu);
+
+	close(fd);
+	unlink(path);
+	s3d_reg_close(r);
+	mock_stop(&m, &srv);
+}
+
+/* A manifest whose digest the caller has: sent as is, the answer checked. */
+static void test_put_manifest_as(void)
+{
+	struct t_fault_server srv;
+	struct mock m;
+	s3d_reg *r;
+	s3d_error err;
+
+	T_REQUIRE(mock_start(&m, &srv) == 0);
+	r = mock_reg(&srv, NULL);
+	s3d_error_clear(&err);
+	T_EQ_INT(S3D_E_INVAL, s3d_reg_put_manifest_as(r, "test/repo", "v1", MT_M, "{}", 2,
+						      "sha256:short", &err));
+	T_EQ_INT(S3D_E_INVAL, s3d_reg_put_manifest_as(r, "test/repo", "v1", MT_M, "{}", 2, NULL,
+						      &err));
+	pthread_mutex_lock(&m.mu);
+	T_EQ_INT(0, m.manifests);
+	m.manifest_digest = D1;
+	pthread_mutex_unlock(&m.mu);
+	T_EQ_INT(S3D_OK, s3d_reg_put_manifest_as(r, "test/repo", "v1", MT_M, "{}", 2, D1, &err));
+	T_EQ_INT(S3D_E_DIGEST, s3d_reg_put_manifest_as(r, "test/repo", "v1", MT_M, "{}", 2, D2,
+						       &err));
+	T_TRUE(strstr(err.message, "answered digest " D1 " for " D2) != NULL);
+	T_TRUE(strncmp(err.resource, "registry PUT http://127.0.0.1:", 30) == 0);
+	pthread_mutex_lock(&m.mu);
+	T_EQ_INT(2, m.manifests);
+	pthread_mutex_unlock(&m.mu);
+	s3d_reg_close(r);
+	mock_stop(&m, &srv);
+}
+
+/* The file digest push-blob declares; manifests hashed by the library. */
+static void test_digest_fd(void)
+{
+	char digest[80], want[80], path[64];
+	int64_t size = -1;
+	int fd;
+
+	T_EQ_INT(S3D_E_IO, s3d_reg_digest_fd(-1, digest, &size));
+	fd = temp_file((3u << 20) + 7, want, path);
+	T_REQUIRE(fd >= 0);
+	T_EQ_INT(S3D_OK, s3d_reg_digest_fd(fd, digest, &size));
+	T_EQ_STR(want, digest);
+	T_EQ_INT((3 << 20) + 7, size);
+	T_TRUE(ftruncate(fd, 0) == 0);
+	T_EQ_INT(S3D_OK, s3d_reg_digest_fd(fd, digest, &size));
+	T_EQ_STR("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", digest);
+	T_EQ_INT(0, size);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	T_RUN(test_challenge_hostile);
@@ -1357,5 +1478,8 @@ int main(void)
 	T_RUN(test_auth_basic);
 	T_RUN(test_auth_bearer);
 	T_RUN(test_exists_and_manifest);
+	T_RUN(test_push_interrupted);
+	T_RUN(test_put_manifest_as);
+	T_RUN(test_digest_fd);
 	return t_done("regclient");
 }

@@ -44,6 +44,11 @@ type pushTap struct {
 	single int   // presigned PUTs without partNumber
 	parts  int   // presigned UploadPart PUTs
 	bytes  int64 // their Content-Length, summed
+
+	markerGets int // GETs of session markers (_s3direct/sessions/<uuid>)
+
+	partDelay time.Duration // each presigned UploadPart PUT is held this long
+	partSeen  chan string   // (when set) the path of the first one
 }
 
 func pushStartTap(t *testing.T, target string) *pushTap {
@@ -58,6 +63,11 @@ func pushStartTap(t *testing.T, target string) *pushTap {
 			pr.SetURL(to)
 			pr.Out.Host = pr.In.Host
 			q := pr.In.URL.Query()
+			if pr.In.Method == http.MethodGet && strings.Contains(pr.In.URL.Path, "/_s3direct/sessions/") {
+				p.mu.Lock()
+				p.markerGets++
+				p.mu.Unlock()
+			}
 			if pr.In.Method == http.MethodPut && q.Get("X-Amz-Signature") != "" {
 				p.mu.Lock()
 				if q.Get("partNumber") != "" {
@@ -66,7 +76,17 @@ func pushStartTap(t *testing.T, target string) *pushTap {
 					p.single++
 				}
 				p.bytes += pr.In.ContentLength
+				delay, seen := p.partDelay, p.partSeen
 				p.mu.Unlock()
+				if q.Get("partNumber") != "" && seen != nil {
+					select {
+					case seen <- pr.In.URL.Path:
+					default:
+					}
+				}
+				if q.Get("partNumber") != "" && delay > 0 {
+					time.Sleep(delay)
+				}
 			}
 		},
 	}
@@ -88,6 +108,15 @@ func (p *pushTap) counts() (single, parts int, bytes int64) {
 	single, parts, bytes = p.single, p.parts, p.bytes
 	p.single, p.parts, p.bytes = 0, 0, 0
 	return
+}
+
+// sessionLookups returns the session-marker GETs since the last call.
+func (p *pushTap) sessionLookups() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.markerGets
+	p.markerGets = 0
+	return n
 }
 
 type pushEnv struct {
@@ -425,4 +454,78 @@ func TestPushImage(t *testing.T) {
 			t.Errorf("no tag: exit %d (want 2), stderr:\n%s", pushExitCode(r), indent(r.Stderr))
 		}
 	})
+}
+
+// TestPushBlobInterrupted: Ctrl-C during s3d push-blob stops the upload,
+// cancels the registry session (so its multipart upload is aborted at
+// once, not at the session TTL) and exits 130.
+func TestPushBlobInterrupted(t *testing.T) {
+	pe := psSetup(t)
+	tap := pushStartTap(t, pe.e.Endpoint)
+	tap.mu.Lock()
+	tap.partDelay = 3 * time.Second // part 1 is still in flight at the signal
+	tap.partSeen = make(chan string, 1)
+	tap.mu.Unlock()
+	viaTap := *pe
+	viaTap.e.Endpoint = tap.URL
+	reg := startRegistry(t, "push-interrupted", viaTap.storage(), regOptions{})
+	repo := "push/interrupted"
+	path := filepath.Join(t.TempDir(), "blob")
+	writeRandomFile(t, path, 6*pushPartSize+1)
+
+	var stdout, stderr strings.Builder
+	cmd := exec.Command(buildBin(t, "s3d"), "push-blob", "--registry", reg.URL(), "--part-size",
+		itoa(pushPartSize), "--concurrency", "1", repo, path)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var partPath string
+	select {
+	case partPath = <-tap.partSeen:
+	case <-time.After(clientTimeout):
+		cmd.Process.Kill()
+		t.Fatalf("no part PUT reached S3 in %v; stderr:\n%s", clientTimeout, indent(stderr.String()))
+	}
+	sent := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("s3d push-blob still running 30 s after SIGINT; stderr:\n%s", indent(stderr.String()))
+	}
+	t.Logf("s3d push-blob ended %.1fs after SIGINT: %v\n%s", time.Since(sent).Seconds(), err, indent(stderr.String()))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("s3d push-blob after SIGINT: %v, want exit status 130", err)
+	}
+	if !strings.Contains(stderr.String(), "s3d push-blob: interrupted") || stdout.Len() != 0 {
+		t.Errorf("after SIGINT: stdout %q, stderr %q; want no digest and \"interrupted\"", stdout.String(), stderr.String())
+	}
+
+	// the session is cancelled: unknown to the registry, nothing left in S3
+	uuid := partPath[strings.LastIndex(partPath, "/")+1:]
+	if !strings.Contains(partPath, pe.tempKey(uuid)) {
+		t.Fatalf("part PUT to %s, not to a session's temp key %s", partPath, pe.tempKey(uuid))
+	}
+	resp, err := http.Get(reg.URL() + psUploadPath(repo, uuid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET %s after SIGINT: %s, want 404 (the session cancelled)", psUploadPath(repo, uuid), resp.Status)
+	}
+	pe.wantSessionGone(t, repo, uuid, "SIGINT")
+	if ups := pe.uploads(t, pe.root+"/"); len(ups) != 0 {
+		t.Errorf("multipart uploads left after SIGINT: %v", ups)
+	}
 }
