@@ -69,17 +69,16 @@
 #                         stock-patch)
 #   BENCH_PARTS='push finalize rate'   which parts run
 #   BENCH_WRITE_DOC=0     do not touch docs/benchmarks.md
-#   BENCH_KEEP=1          keep the work directory (registry logs, outputs)
+#   BENCH_KEEP=1          keep the work directory (registry logs, outputs);
+#                         a failed run keeps it too and prints its path
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
-
-if [[ -z ${S3D_TEST_ENDPOINT:-} ]]; then
-	# server data on tmpfs: disk writeback would otherwise dominate
-	mkdir -p /dev/shm/s3direct-bench
-	S3D_DATA_ROOT=/dev/shm/s3direct-bench exec tests/with-s3.sh "$0" "$@"
-fi
+BENCH_NAME=bench-presign
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+bench_with_s3 "$0" "$@"
 
 GO=${GO:-go}
 REG_BIN=$ROOT/build/registry
@@ -121,40 +120,17 @@ SEED=20241124
 
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 
-mkdir -p "$ROOT/.data" "$ROOT/build/bench"
+mkdir -p "$ROOT/build/bench"
 # Work directory on disk: the session indexes live here (durable LMDB
-# commits on a real file system, as in production).
-OUT=$(mktemp -d "$ROOT/.data/bench-presign-XXXXXX")
-# The blobs live on tmpfs: the client mmaps them, no disk reads in the way.
-BLOBS=$(mktemp -d /dev/shm/s3direct-bench-presign-blobs-XXXXXX)
+# commits on a real file system, as in production). Kept when the run fails.
+bench_workdirs # OUT, BLOBS
 RES_MD=$ROOT/build/bench/presign-results.md
 RES_DATA=$ROOT/build/bench/presign-data.txt
 RES_SVG=$ROOT/build/bench/presign.svg
-REG_PID=""
-stop_registry() {
-	if [[ -n $REG_PID ]]; then
-		kill "$REG_PID" 2>/dev/null || true
-		wait "$REG_PID" 2>/dev/null || true
-		REG_PID=""
-	fi
-}
-cleanup() {
-	stop_registry
-	rm -rf "$BLOBS"
-	if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-		echo "bench-presign: work directory kept: $OUT" >&2
-	else
-		rm -rf "$OUT"
-	fi
-}
-trap cleanup EXIT
 
-reproduce="make bench-presign"
-[[ $QUICK == 1 ]] && reproduce="BENCH_QUICK=1 $reproduce"
-for v in BENCH_RUNS BENCH_FIN_RUNS BENCH_PUSH_N BENCH_PUSH_MIB BENCH_FIN_MIB BENCH_PART_MIB BENCH_PART_CONC \
-	BENCH_CHUNK_MIB BENCH_RATE_CLIENTS BENCH_RATE_SECS BENCH_RATE_MAX BENCH_FLOWS BENCH_FIN_MODES BENCH_PARTS; do
-	[[ -n ${!v:-} ]] && reproduce="$v='${!v}' $reproduce"
-done
+reproduce=$(bench_reproduce "make bench-presign" BENCH_RUNS BENCH_FIN_RUNS BENCH_PUSH_N BENCH_PUSH_MIB BENCH_FIN_MIB \
+	BENCH_PART_MIB BENCH_PART_CONC BENCH_CHUNK_MIB BENCH_RATE_CLIENTS BENCH_RATE_SECS BENCH_RATE_MAX BENCH_FLOWS \
+	BENCH_FIN_MODES BENCH_PARTS)
 echo "== bench-presign: $(nproc) cores; push ${PUSH_N} x ${PUSH_MIB} MiB (${PART_MIB} MiB parts, ${PART_CONC} per blob); finalize ${FIN_MIB// /, } MiB (median of $FIN_RUNS); rate ${RATE_CLIENTS} clients, ${RATE_SECS} s or ${RATE_MAX} calls; median of $RUNS runs"
 echo "   reproduce: $reproduce"
 
@@ -173,31 +149,14 @@ if has_part finalize; then
 fi
 "$PB" keygen -dir "$OUT"
 
-export AWS_ACCESS_KEY_ID=$S3D_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3D_TEST_SECRET_KEY
-"$ROOT/build/s3d" mb --endpoint "$EP" --bucket "$BUCKET" >/dev/null
+bench_make_bucket "$BUCKET"
+bench_s3_pid # S3_PID
 
-# The S3 server's pid (for its CPU time): the versitygw with-s3.sh started on
-# this port. Read only.
-S3_PORT=${EP##*:}
-S3_PID=$(pgrep -f -- "versitygw --port 127.0.0.1:$S3_PORT " | head -1 || true)
-
-# A port nothing listens on, below Linux's ephemeral range (32768-60999 by
-# default), where outgoing connections (to the S3 server) take theirs.
-free_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 12000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-	echo "bench-presign: no free port" >&2
-	exit 1
-}
-
-# write_config CELL ADDR FILE AUTH: registry-config/config.yml pointed at the
+# write_config CELL AUTH ADDR FILE: registry-config/config.yml pointed at the
 # test server, presigned uploads on, the cell's own session index; AUTH=token
 # adds auth.token with the key generated above.
 write_config() {
-	local cell=$1 addr=$2 file=$3 auth=$4
+	local cell=$1 auth=$2 addr=$3 file=$4
 	{
 		cat <<EOF
 version: 0.1
@@ -256,44 +215,13 @@ EOF
 }
 
 start_registry() { # CELL AUTH -> REG_PID, REG_URL, REG_LOG
-	local cell=$1 auth=$2 port cfg i attempt code
-	REG_LOG=$OUT/registry-$cell.log
-	cfg=$OUT/config-$cell.yml
+	local cell=$1 auth=$2 ready=200
+	[[ $auth == token ]] && ready="200 401"
 	rm -rf "$OUT/sessions-$cell"
-	for ((attempt = 0; attempt < 5; attempt++)); do
-		port=$(free_port)
-		write_config "$cell" "127.0.0.1:$port" "$cfg" "$auth"
-		OTEL_TRACES_EXPORTER=none "$REG_BIN" serve "$cfg" >"$REG_LOG" 2>&1 </dev/null &
-		REG_PID=$!
-		REG_URL=http://127.0.0.1:$port
-		for ((i = 0; i < 300; i++)); do
-			if ! kill -0 "$REG_PID" 2>/dev/null; then
-				wait "$REG_PID" 2>/dev/null || true
-				REG_PID=""
-				grep -q 'address already in use' "$REG_LOG" && continue 2 # lost a race for the port
-				echo "bench-presign: registry ($cell) exited at start-up; its log:" >&2
-				tail -20 "$REG_LOG" >&2
-				exit 1
-			fi
-			code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$REG_URL/v2/" || true)
-			[[ $code == 200 || ($auth == token && $code == 401) ]] && return 0
-			sleep 0.1
-		done
-		echo "bench-presign: registry ($cell) did not answer on $REG_URL/v2/" >&2
-		exit 1
-	done
-	echo "bench-presign: no free port for the registry ($cell)" >&2
-	exit 1
+	start_registry_with "$cell" "$ready" write_config "$cell" "$auth"
 }
 
 clean_bucket() { "$PB" clean -s3 "$EP" -bucket "$BUCKET" >>"$OUT/clean.log"; }
-
-fail_cell() { # WHAT OUTFILE
-	echo "bench-presign: $1 failed:" >&2
-	cat "$2" >&2
-	[[ -n $REG_PID && -f $REG_LOG ]] && grep -v 'level=info\|" 20[0-9] ' "$REG_LOG" | tail -20 >&2
-	exit 1
-}
 
 PUSH=$OUT/push.txt FIN=$OUT/finalize.txt RATE=$OUT/rate.txt
 : >"$PUSH"
@@ -546,11 +474,7 @@ $t
 "
 fi
 
-cpu=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
-mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
-rev=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
-git diff --quiet HEAD -- csrc bridge go.mod go.sum 2>/dev/null || rev="$rev + uncommitted changes"
-vgw=$(awk '$1 == "gotool" && $2 == "versitygw" {print $4}' "$ROOT/build/deps-versions.txt" 2>/dev/null || true)
+bench_host # cpu mem rev vgw
 table="Run of \`$reproduce\` on $(date -u '+%Y-%m-%d %H:%M UTC') ($(nproc) cores, ${cpu}, ${mem}; shared machine; build/registry of ${rev}; versitygw ${vgw:-?} on loopback with data on tmpfs; session index (LMDB, durable commits) on $(df -T "$OUT" | awk 'NR == 2 {print $2}'); client, registry and S3 server on the same cores; medians of ${RUNS} runs).
 
 $report"
@@ -559,14 +483,9 @@ printf '%s\n' "$table" >"$RES_MD"
 echo
 echo "$table"
 
-doc=docs/benchmarks.md
-if [[ $WRITE_DOC == 1 && -f $doc ]] && grep -q '<!-- bench-presign:begin -->' "$doc"; then
-	awk -v t="$table" '
-		/<!-- bench-presign:begin -->/ {print; print t; skip=1; next}
-		/<!-- bench-presign:end -->/ {skip=0}
-		!skip {print}' "$doc" >"$OUT/doc" && cp "$OUT/doc" "$doc"
+if bench_write_doc bench-presign "$table"; then
 	cp "$RES_SVG" docs/bench-presign.svg
-	echo "bench-presign: results written to $doc, plot to docs/bench-presign.svg"
+	echo "bench-presign: results written to docs/benchmarks.md, plot to docs/bench-presign.svg"
 fi
 echo "bench-presign: results: ${RES_MD#"$ROOT"/}"
 echo "bench-presign: plot:    ${RES_SVG#"$ROOT"/}"

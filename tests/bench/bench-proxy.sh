@@ -28,17 +28,16 @@
 #                          only these cells (DRIVER/WORKLOAD/MODE, glob
 #                          patterns); docs not written
 #   BENCH_KEEP=1           keep the work directory (registry logs, per-run
-#                          outputs) and print its path
+#                          outputs) and print its path; a failed run keeps
+#                          it too
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
-
-if [[ -z ${S3D_TEST_ENDPOINT:-} ]]; then
-	# server data on tmpfs: disk writeback would otherwise dominate
-	mkdir -p /dev/shm/s3direct-bench
-	S3D_DATA_ROOT=/dev/shm/s3direct-bench exec tests/with-s3.sh "$0" "$@"
-fi
+BENCH_NAME=bench-proxy
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+bench_with_s3 "$0" "$@"
 
 GO=${GO:-go}
 REG_BIN=$ROOT/build/registry
@@ -60,34 +59,9 @@ BUCKET=bench-proxy
 EP=$S3D_TEST_ENDPOINT
 SEED=20240601
 
-mkdir -p "$ROOT/.data"
-OUT=$(mktemp -d "$ROOT/.data/bench-proxy-XXXXXX")
-# The blobs live on tmpfs: the client mmaps them, no disk reads in the way.
-BLOBS=$(mktemp -d /dev/shm/s3direct-bench-proxy-blobs-XXXXXX)
-REG_PID=""
-stop_registry() {
-	if [[ -n $REG_PID ]]; then
-		kill "$REG_PID" 2>/dev/null || true
-		wait "$REG_PID" 2>/dev/null || true
-		REG_PID=""
-	fi
-}
-cleanup() {
-	stop_registry
-	rm -rf "$BLOBS"
-	if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-		echo "bench-proxy: work directory kept: $OUT" >&2
-	else
-		rm -rf "$OUT"
-	fi
-}
-trap cleanup EXIT
+bench_workdirs # OUT, BLOBS; OUT kept when the run fails
 
-reproduce="make bench-proxy"
-[[ $QUICK == 1 ]] && reproduce="BENCH_QUICK=1 $reproduce"
-[[ -n ${BENCH_RUNS:-} ]] && reproduce="BENCH_RUNS=$RUNS $reproduce"
-[[ -n $TUNED ]] && reproduce="BENCH_TUNED='$TUNED' $reproduce"
-[[ $CHUNK_MIB != 8 ]] && reproduce="BENCH_CHUNK_MIB=$CHUNK_MIB $reproduce"
+reproduce=$(bench_reproduce "make bench-proxy" BENCH_RUNS BENCH_TUNED BENCH_CHUNK_MIB)
 echo "== bench-proxy: $(nproc) cores; ${MANY_N} x ${MANY_MIB} MiB and 1 x ${ONE_MIB} MiB; ${CHUNK_MIB} MiB PATCHes; median of $RUNS runs"
 echo "   reproduce: $reproduce"
 
@@ -97,23 +71,8 @@ CGO_ENABLED=0 "$GO" build -o "$LOAD" ./tests/bench/proxyload
 "$LOAD" gen -dir "$BLOBS" -name many -count "$MANY_N" -size "$((MANY_MIB << 20))" -seed "$SEED"
 "$LOAD" gen -dir "$BLOBS" -name one -count 1 -size "$((ONE_MIB << 20))" -seed "$((SEED + 1))"
 
-export AWS_ACCESS_KEY_ID=$S3D_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3D_TEST_SECRET_KEY
-"$ROOT/build/s3d" mb --endpoint "$EP" --bucket "$BUCKET" >/dev/null
-
-# The S3 server's pid (for its CPU time): the versitygw with-s3.sh started on
-# this port. Read only.
-S3_PORT=${EP##*:}
-S3_PID=$(pgrep -f -- "versitygw --port 127.0.0.1:$S3_PORT " | head -1 || true)
-
-# A port nothing listens on, below Linux's ephemeral range (32768-60999 by
-# default), where outgoing connections (to the S3 server) take theirs.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 12000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-}
+bench_make_bucket "$BUCKET"
+bench_s3_pid # S3_PID
 
 # write_config DRIVER ADDR FILE: registry-config/config.yml (or
 # config-s3aws.yml) pointed at the test server, one root directory per driver.
@@ -171,32 +130,8 @@ EOF
 	chmod 600 "$file"
 }
 
-start_registry() { # DRIVER -> REG_PID, REG_URL
-	local drv=$1 port cfg i attempt log=$OUT/registry-$drv.log
-	cfg=$OUT/config-$drv.yml
-	for ((attempt = 0; attempt < 5; attempt++)); do
-		port=$(free_port)
-		write_config "$drv" "127.0.0.1:$port" "$cfg"
-		OTEL_TRACES_EXPORTER=none "$REG_BIN" serve "$cfg" >"$log" 2>&1 </dev/null &
-		REG_PID=$!
-		REG_URL=http://127.0.0.1:$port
-		for ((i = 0; i < 300; i++)); do
-			if ! kill -0 "$REG_PID" 2>/dev/null; then
-				wait "$REG_PID" 2>/dev/null || true
-				REG_PID=""
-				grep -q 'address already in use' "$log" && continue 2 # lost a race for the port
-				echo "bench-proxy: registry ($drv) exited at start-up; its log:" >&2
-				tail -20 "$log" >&2
-				exit 1
-			fi
-			curl -sf -o /dev/null --max-time 1 "$REG_URL/v2/" && return 0
-			sleep 0.1
-		done
-		echo "bench-proxy: registry ($drv) did not answer on $REG_URL/v2/" >&2
-		exit 1
-	done
-	echo "bench-proxy: no free port for the registry ($drv)" >&2
-	exit 1
+start_registry() { # DRIVER -> REG_PID, REG_URL, REG_LOG
+	start_registry_with "$1" 200 write_config "$1"
 }
 
 RESULTS=$OUT/results
@@ -229,10 +164,7 @@ run_one() {
 	[[ -n $S3_PID ]] && args+=(-s3pid "$S3_PID")
 	if ! "$LOAD" run "${args[@]}" -files "$files" -count "$count" >"$out" 2>&1 ||
 		! grep -q "^verified $count blobs by HEAD" "$out"; then
-		echo "bench-proxy: $drv $wl $mode run $run failed:" >&2
-		cat "$out" >&2
-		[[ $drv != ceiling ]] && grep -v 'level=info\|" 20[0-9] ' "$OUT/registry-$drv.log" | tail -20 >&2
-		exit 1
+		fail_cell "$drv $wl $mode run $run" "$out"
 	fi
 	stop_registry
 	"$LOAD" clean -url "$EP" -bucket "$BUCKET" >>"$OUT/clean.log"
@@ -335,11 +267,7 @@ for drv in "${DRIVERS[@]}"; do
 $(ratio_rows "$drv")"
 done
 
-cpu=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
-mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
-rev=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
-git diff --quiet HEAD -- csrc bridge go.mod go.sum 2>/dev/null || rev="$rev + uncommitted changes"
-vgw=$(awk '$1 == "gotool" && $2 == "versitygw" {print $4}' "$ROOT/build/deps-versions.txt" 2>/dev/null || true)
+bench_host # cpu mem rev vgw
 table=$(
 	cat <<EOF
 Run of \`$reproduce\` on $(date -u '+%Y-%m-%d %H:%M UTC') ($(nproc) cores, ${cpu}, ${mem}; shared machine; build/registry of ${rev}; versitygw ${vgw:-?} on loopback with data on tmpfs; client, registry and S3 server on the same cores; medians of ${RUNS} runs; s3direct defaults: chunksize 10 MiB, partsinflight 2; s3-aws defaults: chunksize 10 MiB).
@@ -352,11 +280,6 @@ EOF
 echo
 echo "$table"
 
-doc=docs/benchmarks.md
-if [[ $WRITE_DOC == 1 && -f $doc ]] && grep -q '<!-- bench-proxy:begin -->' "$doc"; then
-	awk -v t="$table" '
-		/<!-- bench-proxy:begin -->/ {print; print t; skip=1; next}
-		/<!-- bench-proxy:end -->/ {skip=0}
-		!skip {print}' "$doc" >"$OUT/doc" && cp "$OUT/doc" "$doc"
-	echo "bench-proxy: results written to $doc"
+if bench_write_doc bench-proxy "$table"; then
+	echo "bench-proxy: results written to docs/benchmarks.md"
 fi

@@ -12,20 +12,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go/aws"
-	"github.com/aws/aws-sdk-go/aws/credentials"
-	"github.com/aws/aws-sdk-go/aws/session"
-	"github.com/aws/aws-sdk-go/service/s3"
 )
+
+// The registry, client and S3 helpers are presign_test.go's (psSetup,
+// newPsClient, psPutOK, pe.keys, pe.uploads).
 
 const adminSessionTTL = 4 * time.Second
 
@@ -58,133 +53,6 @@ type adminGCStats struct {
 	AbortedUploads int `json:"aborted_uploads"`
 	DeletedObjects int `json:"deleted_objects"`
 	Errors         int `json:"errors"`
-}
-
-// adminPresigned is the presign answer (docs/api.md 2 and 3).
-type adminPresigned struct {
-	URL     string            `json:"presigned_url"`
-	Headers map[string]string `json:"headers"`
-	Parts   []struct {
-		Number int    `json:"part_number"`
-		URL    string `json:"url"`
-	} `json:"parts"`
-	PartSize int64 `json:"part_size"`
-}
-
-func adminS3(e s3Env) *s3.S3 {
-	sess := session.Must(session.NewSession(&aws.Config{
-		Endpoint:         aws.String(e.Endpoint),
-		Region:           aws.String(e.Region),
-		Credentials:      credentials.NewStaticCredentials(e.AccessKey, e.SecretKey, ""),
-		S3ForcePathStyle: aws.Bool(true),
-	}))
-	return s3.New(sess)
-}
-
-// adminKeys lists every object key under prefix.
-func adminKeys(t *testing.T, c *s3.S3, bucket, prefix string) []string {
-	t.Helper()
-	var keys []string
-	err := c.ListObjectsV2Pages(&s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)},
-		func(p *s3.ListObjectsV2Output, last bool) bool {
-			for _, o := range p.Contents {
-				keys = append(keys, aws.StringValue(o.Key))
-			}
-			return true
-		})
-	if err != nil {
-		t.Fatalf("ListObjectsV2 %s/%s: %v", bucket, prefix, err)
-	}
-	return keys
-}
-
-// adminUploads lists the keys of the multipart uploads under prefix.
-func adminUploads(t *testing.T, c *s3.S3, bucket, prefix string) []string {
-	t.Helper()
-	var keys []string
-	err := c.ListMultipartUploadsPages(&s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(prefix)},
-		func(p *s3.ListMultipartUploadsOutput, last bool) bool {
-			for _, u := range p.Uploads {
-				keys = append(keys, aws.StringValue(u.Key))
-			}
-			return true
-		})
-	if err != nil {
-		t.Fatalf("ListMultipartUploads %s/%s: %v", bucket, prefix, err)
-	}
-	return keys
-}
-
-func adminDo(t *testing.T, method, u string, header map[string]string, body []byte) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, u, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	if body != nil {
-		req.ContentLength = int64(len(body))
-	}
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, redactURL(u), err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, b
-}
-
-// redactURL drops the query of a presigned URL (its signature) for logs.
-func redactURL(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 && strings.Contains(u[i:], "X-Amz-Signature") {
-		return u[:i] + "?<presigned>"
-	}
-	return u
-}
-
-// adminOpenUpload is the stock POST: the session's uuid and its URL.
-func adminOpenUpload(t *testing.T, r *registry, repo string) (string, string) {
-	t.Helper()
-	resp, body := adminDo(t, http.MethodPost, r.URL()+"/v2/"+repo+"/blobs/uploads/", nil, nil)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST uploads: %s %s", resp.Status, body)
-	}
-	uuid := resp.Header.Get("Docker-Upload-UUID")
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || uuid == "" {
-		t.Fatalf("POST uploads: Location %q, uuid %q", resp.Header.Get("Location"), uuid)
-	}
-	return uuid, r.URL() + loc.Path
-}
-
-func adminPresign(t *testing.T, uploadURL, extra string) *adminPresigned {
-	t.Helper()
-	resp, body := adminDo(t, http.MethodGet, uploadURL+"?presigned=true"+extra, nil, nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s?presigned=true%s: %s %s", uploadURL, extra, resp.Status, body)
-	}
-	var p adminPresigned
-	if err := json.Unmarshal(body, &p); err != nil {
-		t.Fatalf("presign answer %q: %v", body, err)
-	}
-	return &p
-}
-
-// adminPut sends data to a presigned URL with the headers it was signed with.
-func adminPut(t *testing.T, u string, headers map[string]string, data []byte) {
-	t.Helper()
-	h := map[string]string{}
-	for k, v := range headers {
-		if !strings.EqualFold(k, "content-length") { // net/http sets it from the body
-			h[k] = v
-		}
-	}
-	resp, body := adminDo(t, http.MethodPut, u, h, data)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT %s: %s %s", redactURL(u), resp.Status, body)
-	}
 }
 
 // adminS3d runs build/s3d; the exit code (-1: did not run) and output.
@@ -245,14 +113,11 @@ func adminGC(t *testing.T, config string) adminGCStats {
 }
 
 func TestAdminSessionsAndGC(t *testing.T) {
-	reproHint(t)
-	e := needS3(t)
-	bucket := makeBucket(t, e)
-	root := "admin-" + randHex(4)
-	storage := storageS3direct(e, bucket, "/"+root+"/") +
-		fmt.Sprintf("    presign: true\n    sessionttl: %ds\n    sweepinterval: 168h\n", int(adminSessionTTL/time.Second))
-	r := startRegistry(t, "admin", storage, regOptions{})
-	c := adminS3(e)
+	pe := psSetup(t) // a bucket, a root directory, an S3 client
+	e, root := pe.e, pe.root
+	r := startRegistry(t, "admin", pe.storage(
+		fmt.Sprintf("sessionttl: %ds", int(adminSessionTTL/time.Second)), "sweepinterval: 168h"), regOptions{})
+	c := newPsClient(r)
 	uploads := root + "/_s3direct/uploads/"
 	markers := root + "/_s3direct/sessions/"
 	repo := "admin/sessions"
@@ -260,31 +125,32 @@ func TestAdminSessionsAndGC(t *testing.T) {
 	// One single-PUT session and one multipart session, each with bytes
 	// in S3 (a temp object; one part of a multipart upload).
 	opened := time.Now()
-	single, singleURL := adminOpenUpload(t, r, repo)
-	p1 := adminPresign(t, singleURL, "")
+	single := c.open(t, repo)
+	p1 := c.mustPresign(t, repo, single, nil)
 	if p1.URL == "" {
 		t.Fatalf("single presign: no presigned_url")
 	}
-	adminPut(t, p1.URL, p1.Headers, bytes.Repeat([]byte("s"), 1000))
-	multi, multiURL := adminOpenUpload(t, r, repo)
-	p2 := adminPresign(t, multiURL, "&parts=2")
+	psPutOK(t, p1.URL, p1.Headers, bytes.Repeat([]byte("s"), 1000))
+	multi := c.open(t, repo)
+	p2 := c.mustPresign(t, repo, multi, psQ("parts", "2"))
 	lastOpened := time.Now() // each session ends a TTL after its first presign
 	if len(p2.Parts) != 2 || p2.Parts[0].Number != 1 {
 		t.Fatalf("multipart presign: parts %+v", p2.Parts)
 	}
-	adminPut(t, p2.Parts[0].URL, p2.Headers, bytes.Repeat([]byte("m"), 2000))
+	psPutOK(t, p2.Parts[0].URL, p2.Headers, bytes.Repeat([]byte("m"), 2000))
 	if time.Since(opened) >= adminSessionTTL {
 		t.Fatalf("opening two sessions took %v, longer than the session TTL %v", time.Since(opened), adminSessionTTL)
 	}
 
 	// What S3 holds before gc: the temp object and the upload, the markers.
-	if keys := adminKeys(t, c, bucket, uploads); len(keys) != 1 || keys[0] != uploads+single {
+	if keys := pe.keys(t, uploads); len(keys) != 1 || keys[0] != uploads+single {
 		t.Fatalf("objects under %s before gc: %v, want [%s]", uploads, keys, uploads+single)
 	}
-	if ups := adminUploads(t, c, bucket, uploads); len(ups) != 1 || ups[0] != uploads+multi {
+	// pe.uploads lists "key uploadId"
+	if ups := pe.uploads(t, uploads); len(ups) != 1 || !strings.HasPrefix(ups[0], uploads+multi+" ") {
 		t.Fatalf("multipart uploads under %s before gc: %v, want [%s]", uploads, ups, uploads+multi)
 	}
-	if keys := adminKeys(t, c, bucket, markers); len(keys) != 2 {
+	if keys := pe.keys(t, markers); len(keys) != 2 {
 		t.Fatalf("markers under %s before gc: %v, want 2", markers, keys)
 	}
 
@@ -347,14 +213,14 @@ func TestAdminSessionsAndGC(t *testing.T) {
 	if st.Expired != 2 || st.AbortedUploads != 1 || st.DeletedObjects < 3 || st.Errors != 0 {
 		t.Errorf("gc: %+v, want expired 2, aborted_uploads 1, deleted_objects >= 3 (temp object, 2 markers), errors 0", st)
 	}
-	if keys := adminKeys(t, c, bucket, root+"/_s3direct/"); len(keys) != 0 {
+	if keys := pe.keys(t, root+"/_s3direct/"); len(keys) != 0 {
 		for _, k := range keys {
 			if strings.HasPrefix(k, uploads) || strings.HasPrefix(k, markers) {
 				t.Errorf("left after gc: %s", k)
 			}
 		}
 	}
-	if ups := adminUploads(t, c, bucket, root+"/"); len(ups) != 0 {
+	if ups := pe.uploads(t, root+"/"); len(ups) != 0 {
 		t.Errorf("multipart uploads left after gc: %v", ups)
 	}
 	got = adminSessionsJSON(t, r.Config)

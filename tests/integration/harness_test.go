@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // The module this package belongs to; repoRoot finds its go.mod.
@@ -377,6 +379,25 @@ type regOptions struct {
 	// spaces, e.g. "  htpasswd:\n    realm: r\n    path: /f\n"); none
 	// when empty. With it, /v2/ answering 401 counts as ready.
 	Auth string
+}
+
+// htpasswdRealm is the realm of the auth sections htpasswdAuth writes.
+const htpasswdRealm = "s3direct-test"
+
+// htpasswdAuth writes an htpasswd file with one user (bcrypt, minimum cost)
+// and returns the regOptions.Auth section that points the registry at it:
+// HTTP basic auth, realm htpasswdRealm.
+func htpasswdAuth(t *testing.T, user, pass string) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(file, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("  htpasswd:\n    realm: %s\n    path: %s\n", htpasswdRealm, file)
 }
 
 // registry is one build/registry serve process.

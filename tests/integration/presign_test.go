@@ -45,7 +45,6 @@ import (
 	"github.com/distribution/distribution/v3/registry/auth/token"
 	"github.com/distribution/distribution/v3/registry/storage"
 	s3aws "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // psPartSize is the presignpartsize of the test registries (S3's minimum
@@ -1202,15 +1201,7 @@ func TestPresignAPI(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				req, _ := http.NewRequest(http.MethodPut, c.base+psUploadPath(repo, uuid)+"?digest="+d, nil)
-				resp, err := c.hc.Do(req)
-				if err != nil {
-					results[i] = &psResp{Status: -1, Body: []byte(err.Error()), Req: "PUT finalize"}
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				results[i] = &psResp{Status: resp.StatusCode, Header: resp.Header, Body: b, Req: "PUT finalize"}
+				results[i] = c.psAsync(http.MethodPut, psUploadPath(repo, uuid)+"?digest="+d, nil)
 			}()
 		}
 		close(start)
@@ -1260,12 +1251,14 @@ func psRace(a, b func() *psResp) (*psResp, *psResp) {
 	return ra, rb
 }
 
-// psAsync is a request that never fails the test from a goroutine.
+// psAsync is a request that never fails the test from a goroutine (a
+// transport error is status -1 with the error as body).
 func (c *psClient) psAsync(method, path string, hdr http.Header) *psResp {
 	r, err := psTry(c.hc, method, c.base+path, hdr, nil, c.authz)
 	if err != nil {
-		return &psResp{Status: -1, Body: []byte(err.Error()), Req: method + " " + path}
+		r = &psResp{Status: -1, Body: []byte(err.Error()), Req: method + " " + path}
 	}
+	r.Req += " (" + c.name + ")"
 	return r
 }
 
@@ -1726,16 +1719,7 @@ func TestPresignMultiProcess(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				reg := []*registry{a, b}[i%2]
-				req, _ := http.NewRequest(http.MethodPut, reg.URL()+psUploadPath(repo, uuid)+"?digest="+d, nil)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					results[i] = &psResp{Status: -1, Body: []byte(err.Error()), Req: "finalize on " + reg.Name}
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				results[i] = &psResp{Status: resp.StatusCode, Header: resp.Header, Body: body, Req: "finalize on " + reg.Name}
+				results[i] = []*psClient{ca, cb}[i%2].psAsync(http.MethodPut, psUploadPath(repo, uuid)+"?digest="+d, nil)
 			}()
 		}
 		close(start)
@@ -1916,18 +1900,8 @@ func psNormChallenge(h string) string {
 func TestPresignAuthHtpasswd(t *testing.T) {
 	t.Parallel()
 	pe := psSetup(t)
-	dir := t.TempDir()
 	pass := randHex(8)
-	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte("alice:"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reg := startRegistry(t, "presign-htpasswd", pe.storage(), regOptions{
-		Auth: fmt.Sprintf("  htpasswd:\n    realm: s3direct-test\n    path: %s\n", htpasswd)})
+	reg := startRegistry(t, "presign-htpasswd", pe.storage(), regOptions{Auth: htpasswdAuth(t, "alice", pass)})
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:"+pass))
 	psAuthFlow(t, pe, reg, basic, "auth/basic")
 
@@ -1936,7 +1910,7 @@ func TestPresignAuthHtpasswd(t *testing.T) {
 	bad := newPsClient(reg).with("Basic " + base64.StdEncoding.EncodeToString([]byte("alice:wrong")))
 	r := bad.presign(t, "auth/basic", uuid, nil)
 	psWantError(t, r, http.StatusUnauthorized, "UNAUTHORIZED")
-	if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), `Basic realm="s3direct-test"`) {
+	if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), `Basic realm="`+htpasswdRealm+`"`) {
 		t.Errorf("presign with a wrong password: WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
 	}
 	c.mustPresign(t, "auth/basic", uuid, nil)

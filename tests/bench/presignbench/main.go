@@ -60,8 +60,11 @@
 //	    draws the data lines bench-presign.sh collected (see plot below).
 //	presignbench clean -s3 EP -bucket B
 //	    aborts every multipart upload and deletes every object of the
-//	    bucket, 16 requests at a time (proxyload clean does one at a time;
-//	    the rate cells leave tens of thousands of small objects).
+//	    bucket, 16 requests at a time (the rate cells leave tens of
+//	    thousands of small objects); the same as proxyload clean.
+//
+// What both tools share (blobs, requests, the S3 client, /proc counters)
+// is in tests/bench/internal/benchkit.
 //
 // S3 credentials: S3D_TEST_ACCESS_KEY, S3D_TEST_SECRET_KEY, S3D_TEST_REGION.
 // Every loop is bounded by a count and a deadline (-timeout).
@@ -85,7 +88,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"math/big"
 	"net"
@@ -99,304 +101,16 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/distribution/distribution/v3/registry/auth/token"
+	"github.com/s3direct/s3direct/tests/bench/internal/benchkit"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		fatalf("usage: presignbench keygen|push|finalize|rate|plot|clean [flags]")
-	}
-	var err error
-	switch os.Args[1] {
-	case "keygen":
-		err = keygen(os.Args[2:])
-	case "push":
-		err = push(os.Args[2:])
-	case "finalize":
-		err = finalize(os.Args[2:])
-	case "rate":
-		err = rate(os.Args[2:])
-	case "plot":
-		err = plot(os.Args[2:])
-	case "clean":
-		err = clean(os.Args[2:])
-	default:
-		err = fmt.Errorf("unknown command %q", os.Args[1])
-	}
-	if err != nil {
-		fatalf("%v", err)
-	}
-}
-
-func fatalf(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "presignbench: "+format+"\n", a...)
-	os.Exit(1)
-}
-
-// ------------------------------------------------------------- common ----
-
-type blob struct {
-	data   []byte // mmapped, read only
-	digest string // sha256:<hex>
-}
-
-func loadBlob(base string) (*blob, error) {
-	d, err := os.ReadFile(base + ".sha256")
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(base + ".bin")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() == 0 {
-		return nil, fmt.Errorf("%s.bin is empty", base)
-	}
-	data, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED|syscall.MAP_POPULATE)
-	if err != nil {
-		return nil, fmt.Errorf("mmap %s: %w", base, err)
-	}
-	return &blob{data: data, digest: strings.TrimSpace(string(d))}, nil
-}
-
-// checksumB64 is the x-amz-checksum-sha256 value of a blob's digest.
-func (b *blob) checksumB64() (string, error) {
-	raw, err := hex.DecodeString(strings.TrimPrefix(b.digest, "sha256:"))
-	if err != nil || len(raw) != 32 {
-		return "", fmt.Errorf("bad digest %q", b.digest)
-	}
-	return base64.StdEncoding.EncodeToString(raw), nil
-}
-
-func newClient(conns int) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:               nil,
-		MaxIdleConns:        4 * conns,
-		MaxIdleConnsPerHost: 2 * conns,
-		DisableCompression:  true,
-		WriteBufferSize:     256 << 10,
-		ReadBufferSize:      256 << 10,
-		IdleConnTimeout:     5 * time.Minute,
-	}}
-}
-
-// httpError: an answer other than the one expected.
-type httpError struct {
-	method, path string
-	status, want int
-	body         string
-}
-
-func (e *httpError) Error() string {
-	return fmt.Sprintf("%s %s: HTTP %d, want %d: %s", e.method, e.path, e.status, e.want, e.body)
-}
-
-// do sends req and returns the response (body read, at most 1 MiB kept)
-// when its status is want.
-func do(ctx context.Context, c *http.Client, req *http.Request, want int) (*http.Response, []byte, error) {
-	resp, err := c.Do(req.WithContext(ctx))
-	if err != nil {
-		return nil, nil, err
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: reading the answer: %w", req.Method, req.URL.Path, err)
-	}
-	if resp.StatusCode != want {
-		return nil, nil, &httpError{req.Method, req.URL.Path, resp.StatusCode, want, string(bytes.TrimSpace(body))}
-	}
-	return resp, body, nil
-}
-
-func newReq(method string, u *url.URL, body []byte) *http.Request {
-	req, _ := http.NewRequest(method, u.String(), nil)
-	if body != nil {
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	} else if method == http.MethodPut || method == http.MethodPost || method == http.MethodPatch {
-		req.Body = http.NoBody
-		req.ContentLength = 0
-	}
-	return req
-}
-
-func parseURL(raw, what string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("bad %s %q", what, raw)
-	}
-	return u, nil
-}
-
-// ----------------------------------------------------------------- S3 ----
-
-type s3c struct {
-	base   *url.URL
-	bucket string
-	client *http.Client
-	signer *v4.Signer
-	creds  aws.Credentials
-	region string
-}
-
-func newS3(endpoint, bucket string, client *http.Client) (*s3c, error) {
-	u, err := parseURL(endpoint, "-s3")
-	if err != nil {
-		return nil, err
-	}
-	s := &s3c{base: u, bucket: bucket, client: client, signer: v4.NewSigner(),
-		creds: aws.Credentials{AccessKeyID: os.Getenv("S3D_TEST_ACCESS_KEY"),
-			SecretAccessKey: os.Getenv("S3D_TEST_SECRET_KEY")},
-		region: cmpOr(os.Getenv("S3D_TEST_REGION"), "us-east-1")}
-	if bucket == "" || s.creds.AccessKeyID == "" {
-		return nil, errors.New("S3 needs -bucket and S3D_TEST_ACCESS_KEY/S3D_TEST_SECRET_KEY")
-	}
-	return s, nil
-}
-
-func (s *s3c) url(key string) *url.URL { return s.base.JoinPath(s.bucket, key) }
-
-func (s *s3c) sign(req *http.Request) error {
-	req.Header.Set("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-	return s.signer.SignHTTP(context.Background(), s.creds, req, "UNSIGNED-PAYLOAD", "s3", s.region, time.Now())
-}
-
-// put: one SigV4 PUT; checksum (base64 SHA-256) is sent and signed when set.
-func (s *s3c) put(ctx context.Context, key string, data []byte, checksum string) error {
-	req := newReq(http.MethodPut, s.url(key), data)
-	if checksum != "" {
-		req.Header.Set("x-amz-checksum-sha256", checksum)
-	}
-	if err := s.sign(req); err != nil {
-		return err
-	}
-	_, _, err := do(ctx, s.client, req, http.StatusOK)
-	return err
-}
-
-func (s *s3c) head(ctx context.Context, key string) (int64, error) {
-	req := newReq(http.MethodHead, s.url(key), nil)
-	if err := s.sign(req); err != nil {
-		return 0, err
-	}
-	resp, _, err := do(ctx, s.client, req, http.StatusOK)
-	if err != nil {
-		return 0, err
-	}
-	return resp.ContentLength, nil
-}
-
-// multipart: CreateMultipartUpload, the parts partconc at a time,
-// CompleteMultipartUpload.
-func (s *s3c) multipart(ctx context.Context, key string, data []byte, partSize int64, partconc int) error {
-	req := newReq(http.MethodPost, s.url(key), nil)
-	req.URL.RawQuery = "uploads"
-	if err := s.sign(req); err != nil {
-		return err
-	}
-	_, body, err := do(ctx, s.client, req, http.StatusOK)
-	if err != nil {
-		return err
-	}
-	var init struct {
-		UploadID string `xml:"UploadId"`
-	}
-	if err := xml.Unmarshal(body, &init); err != nil || init.UploadID == "" {
-		return fmt.Errorf("CreateMultipartUpload %s: no upload id in %q", key, body)
-	}
-	n := int((int64(len(data)) + partSize - 1) / partSize)
-	etags := make([]string, n)
-	err = forEach(n, partconc, func(k int) error {
-		off := int64(k) * partSize
-		end := min(off+partSize, int64(len(data)))
-		req := newReq(http.MethodPut, s.url(key), data[off:end])
-		req.URL.RawQuery = url.Values{"partNumber": {strconv.Itoa(k + 1)}, "uploadId": {init.UploadID}}.Encode()
-		if err := s.sign(req); err != nil {
-			return err
-		}
-		resp, _, err := do(ctx, s.client, req, http.StatusOK)
-		if err != nil {
-			return err
-		}
-		etags[k] = resp.Header.Get("ETag")
-		return nil
+	benchkit.Main("presignbench", "keygen|push|finalize|rate|plot|clean", map[string]func([]string) error{
+		"keygen": keygen, "push": push, "finalize": finalize, "rate": rate, "plot": plot, "clean": clean,
 	})
-	if err != nil {
-		return err
-	}
-	var x bytes.Buffer
-	x.WriteString("<CompleteMultipartUpload>")
-	for k, e := range etags {
-		fmt.Fprintf(&x, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", k+1, xmlEscape(e))
-	}
-	x.WriteString("</CompleteMultipartUpload>")
-	req = newReq(http.MethodPost, s.url(key), x.Bytes())
-	req.URL.RawQuery = url.Values{"uploadId": {init.UploadID}}.Encode()
-	if err := s.sign(req); err != nil {
-		return err
-	}
-	_, body, err = do(ctx, s.client, req, http.StatusOK)
-	if err == nil && bytes.Contains(body, []byte("<Error>")) {
-		err = fmt.Errorf("CompleteMultipartUpload %s: %s", key, body)
-	}
-	return err
-}
-
-func xmlEscape(s string) string {
-	var b bytes.Buffer
-	xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-// forEach runs f(0..n-1), at most conc at a time; the first error stops
-// new calls.
-func forEach(n, conc int, f func(k int) error) error {
-	if conc < 1 {
-		conc = 1
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		next int
-		errs []error
-	)
-	for range min(conc, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				if next >= n || len(errs) > 0 {
-					mu.Unlock()
-					return
-				}
-				k := next
-				next++
-				mu.Unlock()
-				if err := f(k); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // ----------------------------------------------------------- registry ----
@@ -409,7 +123,7 @@ type reg struct {
 }
 
 func (r *reg) req(method string, u *url.URL, body []byte) *http.Request {
-	req := newReq(method, u, body)
+	req := benchkit.NewReq(method, u, body)
 	if r.token != "" {
 		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
@@ -417,27 +131,16 @@ func (r *reg) req(method string, u *url.URL, body []byte) *http.Request {
 	return req
 }
 
-func (r *reg) resolve(loc string) (*url.URL, error) {
-	if loc == "" {
-		return nil, errors.New("answer without Location")
-	}
-	u, err := url.Parse(loc)
-	if err != nil {
-		return nil, err
-	}
-	return r.base.ResolveReference(u), nil
-}
-
 // open: POST /v2/NAME/blobs/uploads/ -> the upload's Location (with the
 // stock _state) and its uuid.
 func (r *reg) open(ctx context.Context, repo string) (*url.URL, string, error) {
 	u := r.base.JoinPath("v2", repo, "blobs", "uploads")
 	u.Path += "/"
-	resp, _, err := do(ctx, r.client, r.req(http.MethodPost, u, nil), http.StatusAccepted)
+	resp, _, err := benchkit.Do(ctx, r.client, r.req(http.MethodPost, u, nil), http.StatusAccepted)
 	if err != nil {
 		return nil, "", err
 	}
-	loc, err := r.resolve(resp.Header.Get("Location"))
+	loc, err := benchkit.Resolve(r.base, resp.Header.Get("Location"))
 	if err != nil {
 		return nil, "", err
 	}
@@ -460,7 +163,7 @@ func (r *reg) presign(ctx context.Context, loc *url.URL, q url.Values) (*presign
 	u := *loc
 	q.Set("presigned", "true")
 	u.RawQuery = q.Encode()
-	_, body, err := do(ctx, r.client, r.req(http.MethodGet, &u, nil), http.StatusOK)
+	_, body, err := benchkit.Do(ctx, r.client, r.req(http.MethodGet, &u, nil), http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
@@ -483,18 +186,18 @@ func (r *reg) complete(ctx context.Context, loc *url.URL, digest, state string, 
 	u.RawQuery = q.Encode()
 	req := r.req(http.MethodPut, &u, body)
 	req.Header.Set("Content-Type", "application/octet-stream")
-	_, _, err := do(ctx, r.client, req, http.StatusCreated)
+	_, _, err := benchkit.Do(ctx, r.client, req, http.StatusCreated)
 	return err
 }
 
 // putPresigned: PUT data to a presigned URL with every header it was signed
 // with.
 func putPresigned(ctx context.Context, c *http.Client, rawURL string, headers map[string]string, data []byte) error {
-	u, err := parseURL(rawURL, "presigned URL")
+	u, err := benchkit.ParseURL(rawURL, "presigned URL")
 	if err != nil {
 		return err
 	}
-	req := newReq(http.MethodPut, u, data)
+	req := benchkit.NewReq(http.MethodPut, u, data)
 	for k, v := range headers {
 		if strings.EqualFold(k, "content-length") {
 			if v != strconv.Itoa(len(data)) {
@@ -504,44 +207,21 @@ func putPresigned(ctx context.Context, c *http.Client, rawURL string, headers ma
 		}
 		req.Header.Set(k, v)
 	}
-	_, _, err = do(ctx, c, req, http.StatusOK)
+	_, _, err = benchkit.Do(ctx, c, req, http.StatusOK)
 	return err
 }
 
-func (r *reg) headBlob(ctx context.Context, repo string, b *blob) error {
-	req := r.req(http.MethodHead, r.base.JoinPath("v2", repo, "blobs", b.digest), nil)
-	resp, _, err := do(ctx, r.client, req, http.StatusOK)
+func (r *reg) headBlob(ctx context.Context, repo string, b *benchkit.Blob) error {
+	req := r.req(http.MethodHead, r.base.JoinPath("v2", repo, "blobs", b.Digest), nil)
+	resp, _, err := benchkit.Do(ctx, r.client, req, http.StatusOK)
 	if err != nil {
 		return err
 	}
-	if got := resp.Header.Get("Content-Length"); got != strconv.Itoa(len(b.data)) {
-		return fmt.Errorf("HEAD %s: Content-Length %s, want %d", req.URL.Path, got, len(b.data))
-	}
-	if got := resp.Header.Get("Docker-Content-Digest"); got != b.digest {
-		return fmt.Errorf("HEAD %s: Docker-Content-Digest %q, want %s", req.URL.Path, got, b.digest)
-	}
-	return nil
+	return benchkit.CheckHead(resp, req.URL.Path, b, true)
 }
 
-func (r *reg) getBlob(ctx context.Context, repo string, b *blob) error {
-	req := r.req(http.MethodGet, r.base.JoinPath("v2", repo, "blobs", b.digest), nil)
-	resp, err := r.client.Do(req.WithContext(ctx))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: HTTP %d", req.URL.Path, resp.StatusCode)
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, resp.Body)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", req.URL.Path, err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); n != int64(len(b.data)) || got != b.digest {
-		return fmt.Errorf("GET %s: %d bytes %s, want %d bytes %s", req.URL.Path, n, got, len(b.data), b.digest)
-	}
-	return nil
+func (r *reg) getBlob(ctx context.Context, repo string, b *benchkit.Blob) error {
+	return benchkit.CheckGet(ctx, r.client, r.req(http.MethodGet, r.base.JoinPath("v2", repo, "blobs", b.Digest), nil), b)
 }
 
 // ------------------------------------------------------- counting proxy ----
@@ -615,89 +295,13 @@ func (p *countingProxy) idle(d time.Duration) bool {
 	return true
 }
 
-// --------------------------------------------------------------- /proc ----
-
-// cpuSeconds: utime + stime of a process (all its threads), USER_HZ = 100.
-func cpuSeconds(pid int) float64 {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	ut, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return float64(ut+st) / 100
-}
-
-// rchar: bytes the process read with read(2) and friends (sockets included).
-func rchar(pid int) int64 {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "rchar:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return -1
-}
-
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-// machineSeconds: busy (user, nice, system, irq, softirq) and stolen CPU
-// seconds of the whole machine, from /proc/stat.
-func machineSeconds() (busy, steal float64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)[1:]
-	var v [8]uint64
-	for i := range v {
-		if i < len(f) {
-			v[i], _ = strconv.ParseUint(f[i], 10, 64)
-		}
-	}
-	return float64(v[0]+v[1]+v[2]+v[5]+v[6]) / 100, float64(v[7]) / 100
-}
-
-type sample struct {
-	cpu, s3cpu, self, busy, steal float64
-	rchar                         int64
-	t                             time.Time
-}
-
-func takeSample(pid, s3pid int) sample {
-	s := sample{cpu: cpuSeconds(pid), s3cpu: cpuSeconds(s3pid), self: selfCPU(), rchar: rchar(pid)}
-	s.busy, s.steal = machineSeconds()
-	s.t = time.Now()
-	return s
-}
-
 // --------------------------------------------------------------- push ----
 
 type pusher struct {
 	flow      string
 	repo      string
 	reg       *reg // through the counting proxy
-	s3        *s3c
+	s3        *benchkit.S3
 	prefix    string
 	partSize  int64
 	partconc  int
@@ -735,13 +339,13 @@ func push(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
-	client := newClient(*count * max(*partconc, 1))
+	client := benchkit.NewClient(*count * max(*partconc, 1))
 	p := &pusher{flow: *flow, repo: *repo, prefix: *prefix, partSize: *partSize,
 		partconc: *partconc, chunk: *chunk, client: client}
 	var direct *reg // the registry without the proxy, for the checks
 	var proxy *countingProxy
 	if registryFlows[*flow] {
-		u, err := parseURL(*rawURL, "-url")
+		u, err := benchkit.ParseURL(*rawURL, "-url")
 		if err != nil {
 			return err
 		}
@@ -751,7 +355,7 @@ func push(args []string) error {
 		pu := *u
 		pu.Host = proxy.addr()
 		p.reg = &reg{base: &pu, client: client}
-		direct = &reg{base: u, client: newClient(4)}
+		direct = &reg{base: u, client: benchkit.NewClient(4)}
 	}
 	if *endpoint != "" {
 		var err error
@@ -762,17 +366,17 @@ func push(args []string) error {
 		return errors.New("push: ceiling flows need -s3 and -bucket")
 	}
 
-	blobs := make([]*blob, *count)
+	blobs := make([]*benchkit.Blob, *count)
 	var total int64
 	for i := range blobs {
 		var err error
-		if blobs[i], err = loadBlob(fmt.Sprintf("%s-%d", *files, i)); err != nil {
+		if blobs[i], err = benchkit.LoadBlob(fmt.Sprintf("%s-%d", *files, i)); err != nil {
 			return err
 		}
-		total += int64(len(blobs[i].data))
+		total += int64(len(blobs[i].Data))
 	}
 
-	s0 := takeSample(*pid, *s3pid)
+	s0 := benchkit.TakeSample(*pid, *s3pid)
 	errs := make([]error, len(blobs))
 	var wg sync.WaitGroup
 	for i, b := range blobs {
@@ -785,11 +389,11 @@ func push(args []string) error {
 		}()
 	}
 	wg.Wait()
-	s1 := takeSample(*pid, *s3pid)
+	s1 := benchkit.TakeSample(*pid, *s3pid)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("upload (%s): %w", *flow, err)
 	}
-	secs := s1.t.Sub(s0.t).Seconds()
+	secs := s1.T.Sub(s0.T).Seconds()
 	counted := true
 	if proxy != nil {
 		client.CloseIdleConnections()
@@ -800,9 +404,9 @@ func push(args []string) error {
 	fmt.Printf("seconds %.4f\n", secs)
 	fmt.Printf("mibs %.1f\n", float64(total)/(1<<20)/secs)
 	if *pid > 0 {
-		fmt.Printf("cpu_s %.2f\n", s1.cpu-s0.cpu)
-		if s0.rchar >= 0 && s1.rchar >= 0 {
-			fmt.Printf("reg_rchar %d\n", s1.rchar-s0.rchar)
+		fmt.Printf("cpu_s %.2f\n", s1.CPU-s0.CPU)
+		if s0.Rchar >= 0 && s1.Rchar >= 0 {
+			fmt.Printf("reg_rchar %d\n", s1.Rchar-s0.Rchar)
 		}
 	}
 	if proxy != nil {
@@ -813,11 +417,11 @@ func push(args []string) error {
 		fmt.Printf("presigned_urls %d\n", p.presigned.Load())
 	}
 	if *s3pid > 0 {
-		fmt.Printf("s3_cpu_s %.2f\n", s1.s3cpu-s0.s3cpu)
+		fmt.Printf("s3_cpu_s %.2f\n", s1.S3CPU-s0.S3CPU)
 	}
-	fmt.Printf("client_cpu_s %.2f\n", s1.self-s0.self)
-	fmt.Printf("machine_busy_s %.2f\n", s1.busy-s0.busy)
-	fmt.Printf("machine_steal_s %.2f\n", s1.steal-s0.steal)
+	fmt.Printf("client_cpu_s %.2f\n", s1.Self-s0.Self)
+	fmt.Printf("machine_busy_s %.2f\n", s1.Busy-s0.Busy)
+	fmt.Printf("machine_steal_s %.2f\n", s1.Steal-s0.Steal)
 
 	// Checks (not timed).
 	for i, b := range blobs {
@@ -826,8 +430,8 @@ func push(args []string) error {
 			err = direct.headBlob(ctx, *repo, b)
 		} else {
 			var n int64
-			if n, err = p.s3.head(ctx, p.key(i)); err == nil && n != int64(len(b.data)) {
-				err = fmt.Errorf("HEAD %s: %d bytes, want %d", p.key(i), n, len(b.data))
+			if n, err = p.s3.Head(ctx, p.key(i)); err == nil && n != int64(len(b.Data)) {
+				err = fmt.Errorf("HEAD %s: %d bytes, want %d", p.key(i), n, len(b.Data))
 			}
 		}
 		if err != nil {
@@ -854,69 +458,78 @@ func b2i(b bool) int {
 
 func (p *pusher) key(i int) string { return fmt.Sprintf("%s/%d", p.prefix, i) }
 
-func (p *pusher) one(ctx context.Context, i int, b *blob) error {
+func (p *pusher) one(ctx context.Context, i int, b *benchkit.Blob) error {
 	switch p.flow {
 	case "presigned":
-		return p.presignedSingle(ctx, b)
+		return p.upload(ctx, b, nil, p.presignedSingle)
 	case "presigned-mp":
-		return p.presignedMultipart(ctx, b)
+		return p.upload(ctx, b, nil, p.presignedMultipart)
 	case "proxy":
-		loc, _, err := p.reg.open(ctx, p.repo)
-		if err != nil {
-			return err
-		}
-		return p.reg.complete(ctx, loc, b.digest, "", b.data)
+		return p.upload(ctx, b, b.Data, nil)
 	case "proxy-patch":
-		return p.proxyPatch(ctx, b)
+		return p.upload(ctx, b, nil, func(ctx context.Context, loc *url.URL, b *benchkit.Blob) (*url.URL, error) {
+			return benchkit.PatchChunks(ctx, p.reg.client, p.reg.base, loc, b.Data, p.chunk, p.reg.req)
+		})
 	case "ceiling":
-		return p.s3.put(ctx, p.key(i), b.data, "")
+		return p.s3.Put(ctx, p.key(i), b.Data, "")
 	case "ceiling-ck":
-		ck, err := b.checksumB64()
+		ck, err := b.ChecksumB64()
 		if err != nil {
 			return err
 		}
-		return p.s3.put(ctx, p.key(i), b.data, ck)
+		return p.s3.Put(ctx, p.key(i), b.Data, ck)
 	case "ceiling-mp":
-		return p.s3.multipart(ctx, p.key(i), b.data, p.partSize, p.partconc)
+		return p.s3.Multipart(ctx, p.key(i), b.Data, p.partSize, p.partconc)
 	}
 	return fmt.Errorf("flow %q", p.flow)
 }
 
-func (p *pusher) presignedSingle(ctx context.Context, b *blob) error {
+// upload is one blob through the registry: POST, then send (nil: nothing)
+// with the POST's Location, which moves the bytes (to S3 through presigned
+// URLs, or PATCHes) and returns the Location to finalize, then the
+// finalizing PUT ?digest= with body (nil: empty).
+func (p *pusher) upload(ctx context.Context, b *benchkit.Blob, body []byte,
+	send func(ctx context.Context, loc *url.URL, b *benchkit.Blob) (*url.URL, error)) error {
 	loc, _, err := p.reg.open(ctx, p.repo)
 	if err != nil {
 		return err
 	}
-	pr, err := p.reg.presign(ctx, loc, url.Values{"digest": {b.digest}, "size": {strconv.Itoa(len(b.data))}})
-	if err != nil {
-		return err
+	if send != nil {
+		if loc, err = send(ctx, loc, b); err != nil {
+			return err
+		}
 	}
-	if pr.URL == "" {
-		return errors.New("presign answer without presigned_url")
-	}
-	p.presigned.Add(1)
-	if err := putPresigned(ctx, p.client, pr.URL, pr.Headers, b.data); err != nil {
-		return err
-	}
-	return p.reg.complete(ctx, loc, b.digest, "", nil)
+	return p.reg.complete(ctx, loc, b.Digest, "", body)
 }
 
-func (p *pusher) presignedMultipart(ctx context.Context, b *blob) error {
-	loc, _, err := p.reg.open(ctx, p.repo)
+// presignedSingle: one presigned PUT URL (digest and size declared), the
+// bytes PUT to it.
+func (p *pusher) presignedSingle(ctx context.Context, loc *url.URL, b *benchkit.Blob) (*url.URL, error) {
+	pr, err := p.reg.presign(ctx, loc, url.Values{"digest": {b.Digest}, "size": {strconv.Itoa(len(b.Data))}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	size := int64(len(b.data))
+	if pr.URL == "" {
+		return nil, errors.New("presign answer without presigned_url")
+	}
+	p.presigned.Add(1)
+	return loc, putPresigned(ctx, p.client, pr.URL, pr.Headers, b.Data)
+}
+
+// presignedMultipart: the part URLs (as many presign calls as needed), the
+// parts PUT to them partconc at a time.
+func (p *pusher) presignedMultipart(ctx context.Context, loc *url.URL, b *benchkit.Blob) (*url.URL, error) {
+	size := int64(len(b.Data))
 	// As many URLs as parts of the configured size; the answer's part_size
 	// decides (it may grow to fit 10,000 parts): more are asked for then.
 	want := int((size + p.partSize - 1) / p.partSize)
 	q := url.Values{"parts": {strconv.Itoa(min(want, 1000))}, "size": {strconv.FormatInt(size, 10)}}
 	pr, err := p.reg.presign(ctx, loc, q)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if pr.PartSize < 5<<20 {
-		return fmt.Errorf("presign answer: part_size %d", pr.PartSize)
+		return nil, fmt.Errorf("presign answer: part_size %d", pr.PartSize)
 	}
 	nparts := int((size + pr.PartSize - 1) / pr.PartSize)
 	urls := make(map[int]string, nparts)
@@ -929,54 +542,21 @@ func (p *pusher) presignedMultipart(ctx context.Context, b *blob) error {
 		pr, err := p.reg.presign(ctx, loc, url.Values{"parts": {strconv.Itoa(min(nparts-first+1, 1000))},
 			"first_part": {strconv.Itoa(first)}, "size": {strconv.FormatInt(size, 10)}})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, pt := range pr.Parts {
 			urls[pt.Number] = pt.URL
 		}
 	}
 	p.presigned.Add(int64(len(urls)))
-	err = forEach(nparts, p.partconc, func(k int) error {
+	return loc, benchkit.ForEach(nparts, p.partconc, func(k int) error {
 		u, ok := urls[k+1]
 		if !ok {
 			return fmt.Errorf("no URL for part %d", k+1)
 		}
 		off := int64(k) * pr.PartSize
-		return putPresigned(ctx, p.client, u, headers, b.data[off:min(off+pr.PartSize, size)])
+		return putPresigned(ctx, p.client, u, headers, b.Data[off:min(off+pr.PartSize, size)])
 	})
-	if err != nil {
-		return err
-	}
-	return p.reg.complete(ctx, loc, b.digest, "", nil)
-}
-
-func (p *pusher) proxyPatch(ctx context.Context, b *blob) error {
-	loc, _, err := p.reg.open(ctx, p.repo)
-	if err != nil {
-		return err
-	}
-	size := int64(len(b.data))
-	for off := int64(0); off < size; off += p.chunk {
-		end := min(off+p.chunk, size)
-		req := p.reg.req(http.MethodPatch, loc, b.data[off:end])
-		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, end-1))
-		resp, _, err := do(ctx, p.reg.client, req, http.StatusAccepted)
-		if err != nil {
-			return fmt.Errorf("chunk at %d: %w", off, err)
-		}
-		if loc, err = p.reg.resolve(resp.Header.Get("Location")); err != nil {
-			return err
-		}
-	}
-	// the last Location carries the stock _state
-	u := *loc
-	q := u.Query()
-	q.Set("digest", b.digest)
-	u.RawQuery = q.Encode()
-	req := p.reg.req(http.MethodPut, &u, nil)
-	_, _, err = do(ctx, p.reg.client, req, http.StatusCreated)
-	return err
 }
 
 // ------------------------------------------------------------ finalize ----
@@ -1036,21 +616,21 @@ func finalize(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	u, err := parseURL(*rawURL, "-url")
+	u, err := benchkit.ParseURL(*rawURL, "-url")
 	if err != nil {
 		return err
 	}
-	client := newClient(4)
+	client := benchkit.NewClient(4)
 	r := &reg{base: u, client: client}
 	s3, err := newS3(*endpoint, *bucket, client)
 	if err != nil {
 		return err
 	}
-	b, err := loadBlob(*file)
+	b, err := benchkit.LoadBlob(*file)
 	if err != nil {
 		return err
 	}
-	size := strconv.Itoa(len(b.data))
+	size := strconv.Itoa(len(b.Data))
 
 	loc, uuid, err := r.open(ctx, *repo)
 	if err != nil {
@@ -1061,13 +641,13 @@ func finalize(args []string) error {
 	case "declared", "stream":
 		q := url.Values{"size": {size}}
 		if *mode == "declared" {
-			q.Set("digest", b.digest)
+			q.Set("digest", b.Digest)
 		}
 		pr, err := r.presign(ctx, loc, q)
 		if err != nil {
 			return err
 		}
-		if err := putPresigned(ctx, client, pr.URL, pr.Headers, b.data); err != nil {
+		if err := putPresigned(ctx, client, pr.URL, pr.Headers, b.Data); err != nil {
 			return err
 		}
 	case "stock":
@@ -1086,39 +666,28 @@ func finalize(args []string) error {
 			key += "/"
 		}
 		key += fmt.Sprintf("docker/registry/v2/repositories/%s/_uploads/%s/data", *repo, uuid)
-		if err := s3.put(ctx, key, b.data, ""); err != nil {
+		if err := s3.Put(ctx, key, b.Data, ""); err != nil {
 			return err
 		}
-		st.Offset = int64(len(b.data))
+		st.Offset = int64(len(b.Data))
 		if state, err = packState(*secret, st); err != nil {
 			return err
 		}
 	case "stock-patch":
-		n := int64(len(b.data))
-		for off, calls := int64(0), 0; off < n && calls < 100000; off, calls = off+*chunk, calls+1 {
-			end := min(off+*chunk, n)
-			req := r.req(http.MethodPatch, loc, b.data[off:end])
-			req.Header.Set("Content-Type", "application/octet-stream")
-			req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", off, end-1))
-			resp, _, err := do(ctx, client, req, http.StatusAccepted)
-			if err != nil {
-				return fmt.Errorf("chunk at %d: %w", off, err)
-			}
-			if loc, err = r.resolve(resp.Header.Get("Location")); err != nil {
-				return err
-			}
+		if loc, err = benchkit.PatchChunks(ctx, client, r.base, loc, b.Data, *chunk, r.req); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("finalize: bad -mode %q", *mode)
 	}
 
 	start := time.Now()
-	err = r.complete(ctx, loc, b.digest, state, nil)
+	err = r.complete(ctx, loc, b.Digest, state, nil)
 	secs := time.Since(start).Seconds()
 	if err != nil {
 		return fmt.Errorf("finalize (%s): %w", *mode, err)
 	}
-	fmt.Printf("size %d\n", len(b.data))
+	fmt.Printf("size %d\n", len(b.Data))
 	fmt.Printf("finalize_s %.6f\n", secs)
 	if err := r.headBlob(ctx, *repo, b); err != nil {
 		return fmt.Errorf("verify: %w", err)
@@ -1242,11 +811,11 @@ func rate(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	u, err := parseURL(*rawURL, "-url")
+	u, err := benchkit.ParseURL(*rawURL, "-url")
 	if err != nil {
 		return err
 	}
-	client := newClient(*clients)
+	client := benchkit.NewClient(*clients)
 	client.Timeout = time.Minute
 	var key *rsa.PrivateKey
 	if *keyFile != "" {
@@ -1272,7 +841,7 @@ func rate(args []string) error {
 	}
 	sessions := make([]session, *clients)
 	if *mode == "refresh" {
-		err := forEach(*clients, min(*clients, 16), func(i int) error {
+		err := benchkit.ForEach(*clients, min(*clients, 16), func(i int) error {
 			loc, _, err := regs[i].open(ctx, *repo)
 			if err != nil {
 				return err
@@ -1297,8 +866,8 @@ func rate(args []string) error {
 		nerr     atomic.Int64
 		lat      = make([][]time.Duration, *clients)
 	)
-	s0 := takeSample(*pid, 0)
-	deadline := s0.t.Add(*duration)
+	s0 := benchkit.TakeSample(*pid, 0)
+	deadline := s0.T.Add(*duration)
 	var wg sync.WaitGroup
 	for i := range *clients {
 		wg.Add(1)
@@ -1339,8 +908,8 @@ func rate(args []string) error {
 		}()
 	}
 	wg.Wait()
-	s1 := takeSample(*pid, 0)
-	secs := s1.t.Sub(s0.t).Seconds()
+	s1 := benchkit.TakeSample(*pid, 0)
+	secs := s1.T.Sub(s0.T).Seconds()
 	if e := firstErr.Load(); e != nil {
 		return fmt.Errorf("%d requests failed; the first: %w", nerr.Load(), *e)
 	}
@@ -1364,12 +933,12 @@ func rate(args []string) error {
 	fmt.Printf("p50_ms %.2f\n", pct(0.50))
 	fmt.Printf("p99_ms %.2f\n", pct(0.99))
 	if *pid > 0 && n > 0 {
-		fmt.Printf("cpu_s %.2f\n", s1.cpu-s0.cpu)
-		fmt.Printf("cpu_ms_per_presign %.3f\n", (s1.cpu-s0.cpu)*1000/float64(n))
+		fmt.Printf("cpu_s %.2f\n", s1.CPU-s0.CPU)
+		fmt.Printf("cpu_ms_per_presign %.3f\n", (s1.CPU-s0.CPU)*1000/float64(n))
 	}
-	fmt.Printf("client_cpu_s %.2f\n", s1.self-s0.self)
-	fmt.Printf("machine_busy_s %.2f\n", s1.busy-s0.busy)
-	fmt.Printf("machine_steal_s %.2f\n", s1.steal-s0.steal)
+	fmt.Printf("client_cpu_s %.2f\n", s1.Self-s0.Self)
+	fmt.Printf("machine_busy_s %.2f\n", s1.Busy-s0.Busy)
+	fmt.Printf("machine_steal_s %.2f\n", s1.Steal-s0.Steal)
 	if n == 0 {
 		return errors.New("no presign call completed")
 	}
@@ -1386,74 +955,20 @@ func clean(args []string) error {
 	fs.Parse(args)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	s, err := newS3(*endpoint, *bucket, newClient(16))
+	s, err := newS3(*endpoint, *bucket, benchkit.NewClient(16))
 	if err != nil {
 		return err
 	}
-	list := func(q string, out any) error {
-		req := newReq(http.MethodGet, s.base.JoinPath(s.bucket), nil)
-		req.URL.RawQuery = q
-		if err := s.sign(req); err != nil {
-			return err
-		}
-		_, body, err := do(ctx, s.client, req, http.StatusOK)
-		if err != nil {
-			return err
-		}
-		return xml.Unmarshal(body, out)
+	return s.Clean(ctx)
+}
+
+// newS3 is the S3 client of -s3 and -bucket.
+func newS3(endpoint, bucket string, client *http.Client) (*benchkit.S3, error) {
+	u, err := benchkit.ParseURL(endpoint, "-s3")
+	if err != nil {
+		return nil, err
 	}
-	del := func(key, uploadID string) error {
-		req := newReq(http.MethodDelete, s.url(key), nil)
-		if uploadID != "" {
-			req.URL.RawQuery = url.Values{"uploadId": {uploadID}}.Encode()
-		}
-		if err := s.sign(req); err != nil {
-			return err
-		}
-		_, _, err := do(ctx, s.client, req, http.StatusNoContent)
-		return err
-	}
-	aborted, deleted := 0, 0
-	// each round empties a listing page; a page is never empty twice in a
-	// row while something is left, so 100,000 rounds bound 100 M entries
-	for round := 0; round < 100000; round++ {
-		var res struct {
-			Uploads []struct {
-				Key      string `xml:"Key"`
-				UploadID string `xml:"UploadId"`
-			} `xml:"Upload"`
-		}
-		if err := list("uploads", &res); err != nil {
-			return err
-		}
-		if len(res.Uploads) == 0 {
-			break
-		}
-		err := forEach(len(res.Uploads), 16, func(k int) error {
-			return del(res.Uploads[k].Key, res.Uploads[k].UploadID)
-		})
-		if err != nil {
-			return err
-		}
-		aborted += len(res.Uploads)
-	}
-	for round := 0; round < 100000; round++ {
-		var res struct {
-			Keys []string `xml:"Contents>Key"`
-		}
-		if err := list("list-type=2&max-keys=1000", &res); err != nil {
-			return err
-		}
-		if len(res.Keys) == 0 {
-			break
-		}
-		if err := forEach(len(res.Keys), 16, func(k int) error { return del(res.Keys[k], "") }); err != nil {
-			return err
-		}
-		deleted += len(res.Keys)
-	}
-	fmt.Printf("clean: %d objects deleted, %d multipart uploads aborted\n", deleted, aborted)
-	return nil
+	return benchkit.NewS3(u, bucket, client)
 }
 
 // ---------------------------------------------------------------- plot ----
@@ -1727,11 +1242,4 @@ func esc(s string) string {
 	var b bytes.Buffer
 	xml.EscapeText(&b, []byte(s))
 	return b.String()
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
