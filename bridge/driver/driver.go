@@ -552,11 +552,7 @@ func (d *driver) List(ctx context.Context, path string) ([]string, error) {
 		}
 		return nil, mapError("List", path, rc, &e)
 	}
-	out := make([]string, 0, int(count))
-	if buf.len > 0 {
-		all := string(unsafe.Slice((*byte)(unsafe.Pointer(buf.ptr)), int(buf.len)))
-		out = append(out, strings.Split(strings.TrimSuffix(all, "\x00"), "\x00")...)
-	}
+	out := nulStrings(&buf)
 	if len(out) != int(count) {
 		return nil, storagedriver.Error{DriverName: driverName,
 			Detail: fmt.Errorf("List %s: engine reported %d children, buffer holds %d", path, int(count), len(out))}
@@ -663,4 +659,14 @@ func (d *driver) Walk(ctx context.Context, from string, f storagedriver.WalkFn, 
 			return err
 		}
 	}
+}
+
+// nulStrings splits a buffer of consecutive NUL-terminated strings (what
+// the engine returns for lists) in one pass.
+func nulStrings(buf *C.s3d_buf) []string {
+	if buf.len == 0 {
+		return nil
+	}
+	all := string(unsafe.Slice((*byte)(unsafe.Pointer(buf.ptr)), int(buf.len)))
+	return strings.Split(strings.TrimSuffix(all, "\x00"), "\x00")
 }

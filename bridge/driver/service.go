@@ -2,28 +2,13 @@ package s3direct
 
 /*
 #include <stdlib.h>
-#include <string.h>
 #include "s3direct.h"
-
-// The i-th NUL-terminated string of a buffer of consecutive ones.
-static const char *s3d_go_nth(const s3d_buf *b, size_t i)
-{
-	const char *p = (const char *)b->ptr;
-	const char *end = p + b->len;
-
-	while (p && p < end && i > 0) {
-		p += strlen(p) + 1;
-		i--;
-	}
-	return p && p < end ? p : "";
-}
 
 static s3d_part *s3d_go_part(s3d_part *parts, size_t i) { return &parts[i]; }
 */
 import "C"
 
 import (
-	"context"
 	"fmt"
 	"time"
 	"unsafe"
@@ -72,17 +57,26 @@ func (e *ServiceError) Error() string {
 }
 
 func serviceError(rc C.int, e *C.s3d_error) error {
-	kinds := map[C.int]ErrorKind{
-		C.S3D_E_NOTFOUND: KindNotFound, C.S3D_E_EXPIRED: KindExpired,
-		C.S3D_E_STATE: KindState, C.S3D_E_CONFLICT: KindConflict,
-		C.S3D_E_DIGEST: KindDigest, C.S3D_E_UNSUPPORTED: KindUnsupported,
-		C.S3D_E_QUOTA: KindQuota, C.S3D_E_INVAL: KindInvalid,
-		C.S3D_E_S3: KindStorage, C.S3D_E_TRANSPORT: KindStorage,
-		C.S3D_E_TIMEOUT: KindStorage, C.S3D_E_PROTOCOL: KindStorage,
-	}
-	kind, ok := kinds[rc]
-	if !ok {
-		kind = KindInternal
+	kind := KindInternal
+	switch rc {
+	case C.S3D_E_NOTFOUND:
+		kind = KindNotFound
+	case C.S3D_E_EXPIRED:
+		kind = KindExpired
+	case C.S3D_E_STATE:
+		kind = KindState
+	case C.S3D_E_CONFLICT:
+		kind = KindConflict
+	case C.S3D_E_DIGEST:
+		kind = KindDigest
+	case C.S3D_E_UNSUPPORTED:
+		kind = KindUnsupported
+	case C.S3D_E_QUOTA:
+		kind = KindQuota
+	case C.S3D_E_INVAL:
+		kind = KindInvalid
+	case C.S3D_E_S3, C.S3D_E_TRANSPORT, C.S3D_E_TIMEOUT, C.S3D_E_PROTOCOL:
+		kind = KindStorage
 	}
 	msg := C.GoString(&e.message[0])
 	if msg == "" {
@@ -98,7 +92,7 @@ func serviceError(rc C.int, e *C.s3d_error) error {
 // NewService opens the presigned-upload service for the storage.s3direct
 // parameters of a registry configuration (the driver's parameters plus
 // presign, sessionindex, ...). It returns (nil, nil) when presign is false.
-func NewService(ctx context.Context, parameters map[string]any) (*Service, error) {
+func NewService(parameters map[string]any) (*Service, error) {
 	p, err := parseParameters(parameters)
 	if err != nil {
 		return nil, err
@@ -192,15 +186,18 @@ func (s *Service) Presign(r PresignRequest) (*PresignResult, error) {
 	if out.url.len > 0 {
 		res.URL = C.GoStringN((*C.char)(unsafe.Pointer(out.url.ptr)), C.int(out.url.len))
 	}
-	for i := C.size_t(0); i < out.nheaders; i++ {
-		res.Headers[C.GoString(C.s3d_go_nth(&out.headers, 2*i))] =
-			C.GoString(C.s3d_go_nth(&out.headers, 2*i+1))
+	headers := nulStrings(&out.headers) // name, value, name, value...
+	urls := nulStrings(&out.part_urls)
+	if len(headers) != 2*int(out.nheaders) || len(urls) != int(out.nparts) {
+		return nil, &ServiceError{Kind: KindInternal,
+			Message: fmt.Sprintf("engine reported %d headers and %d part URLs, buffers hold %d strings and %d",
+				int(out.nheaders), int(out.nparts), len(headers), len(urls))}
 	}
-	for i := 0; i < int(out.nparts); i++ {
-		res.Parts = append(res.Parts, PartURL{
-			Number: int(out.first_part) + i,
-			URL:    C.GoString(C.s3d_go_nth(&out.part_urls, C.size_t(i))),
-		})
+	for i := 0; i < len(headers); i += 2 {
+		res.Headers[headers[i]] = headers[i+1]
+	}
+	for i, u := range urls {
+		res.Parts = append(res.Parts, PartURL{Number: int(out.first_part) + i, URL: u})
 	}
 	return res, nil
 }

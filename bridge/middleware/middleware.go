@@ -9,7 +9,9 @@
 package middleware
 
 import (
-	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,10 +58,11 @@ type middleware struct {
 	nameRE  *regexp.Regexp
 	log     *logrus.Entry
 	headers http.Header // http.headers of the configuration
+	secret  string      // http.secret (set by the app when not configured)
 }
 
 func newMiddleware(cfg *configuration.Configuration, next http.Handler) (*middleware, error) {
-	svc, err := s3direct.NewService(context.Background(), cfg.Storage.Parameters())
+	svc, err := s3direct.NewService(cfg.Storage.Parameters())
 	if err != nil || svc == nil {
 		return nil, err
 	}
@@ -70,6 +73,7 @@ func newMiddleware(cfg *configuration.Configuration, next http.Handler) (*middle
 		nameRE:  regexp.MustCompile("^" + reference.NameRegexp.String() + "$"),
 		log:     logrus.WithField("component", "s3direct.presign"),
 		headers: cfg.HTTP.Headers,
+		secret:  cfg.HTTP.Secret,
 	}
 	if typ := cfg.Auth.Type(); typ != "" {
 		m.ac, err = auth.GetAccessController(typ, cfg.Auth.Parameters())
@@ -94,11 +98,11 @@ func (m *middleware) sweeper(every time.Duration) {
 		st, err := m.svc.Sweep()
 		entry := m.log.WithFields(logrus.Fields{"expired": st.Expired,
 			"aborted_uploads": st.AbortedUploads, "deleted_objects": st.DeletedObjects,
-			"errors": st.Errors})
+			"errors": st.Errors, "pruned": st.Pruned})
 		switch {
 		case err != nil:
 			entry.Errorf("sweep: %v", err)
-		case st.Expired+st.AbortedUploads+st.DeletedObjects+st.Errors > 0:
+		case st.Expired+st.AbortedUploads+st.DeletedObjects+st.Errors+st.Pruned > 0:
 			entry.Info("sweep")
 		}
 	}
@@ -154,10 +158,18 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.next.ServeHTTP(w, r)
 		return
 	}
+	if m.stockWithData(r, name, uuid) {
+		m.next.ServeHTTP(w, r)
+		return
+	}
 	presigned, err := m.svc.IsPresigned(name, uuid)
 	if err != nil {
+		// the failure's detail (S3 code, request id) is for callers
+		// the registry would let in
 		m.stockHeaders(w)
-		m.fail(w, r, name, uuid, err)
+		if _, ok := m.authorize(w, r, name); ok {
+			m.fail(w, r, name, uuid, err)
+		}
 		return
 	}
 	if !presigned {
@@ -179,6 +191,42 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodDelete:
 		m.cancel(w, r, name, uuid)
 	}
+}
+
+// stockState is the part of distribution's signed upload state (the _state
+// query parameter of its upload Locations, registry/handlers/hmac.go) the
+// middleware reads.
+type stockState struct {
+	Name   string
+	UUID   string
+	Offset int64
+}
+
+// stockWithData reports whether r carries an upload state the registry
+// signed with its http.secret for this repository and upload, at an offset
+// above 0: the upload holds PATCH data, which a presign refuses, so it is a
+// stock session for good and needs no session lookup. Chunked stock pushes
+// then pay the lookup (an index read and, on a miss, an S3 GET of the
+// marker) once, at their first PATCH, instead of on every request.
+func (m *middleware) stockWithData(r *http.Request, name, uuid string) bool {
+	token := r.URL.Query().Get("_state")
+	if token == "" || m.secret == "" {
+		return false
+	}
+	raw, err := base64.URLEncoding.DecodeString(token)
+	if err != nil || len(raw) < sha256.Size {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(m.secret))
+	mac.Write(raw[sha256.Size:])
+	if !hmac.Equal(mac.Sum(nil), raw[:sha256.Size]) {
+		return false
+	}
+	var st stockState
+	if json.Unmarshal(raw[sha256.Size:], &st) != nil {
+		return false
+	}
+	return st.Offset > 0 && st.Name == name && st.UUID == uuid
 }
 
 // stockHeaders sets what the stock app puts on every answer it dispatches:
@@ -279,9 +327,9 @@ func (m *middleware) presign(w http.ResponseWriter, r *http.Request, name, uuid,
 	m.writeJSON(w, http.StatusOK, out)
 }
 
-func uploadHeaders(w http.ResponseWriter, name, uuid string) {
+func (m *middleware) uploadHeaders(w http.ResponseWriter, name, uuid string) {
 	w.Header().Set("Docker-Upload-UUID", uuid)
-	w.Header().Set("Location", "/v2/"+name+"/blobs/uploads/"+uuid)
+	w.Header().Set("Location", m.prefix+"/v2/"+name+"/blobs/uploads/"+uuid)
 }
 
 func (m *middleware) status(w http.ResponseWriter, r *http.Request, name, uuid string) {
@@ -294,7 +342,7 @@ func (m *middleware) status(w http.ResponseWriter, r *http.Request, name, uuid s
 	if end > 0 {
 		end-- // as stock: "0-0" when nothing is stored
 	}
-	uploadHeaders(w, name, uuid)
+	m.uploadHeaders(w, name, uuid)
 	w.Header().Set("Range", fmt.Sprintf("0-%d", end))
 	w.Header().Set("S3direct-Upload-Status", st.Status)
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
@@ -325,7 +373,7 @@ func (m *middleware) finalize(w http.ResponseWriter, r *http.Request, name, uuid
 	m.log.WithFields(logrus.Fields{"repository": name, "uuid": uuid, "digest": res.Digest,
 		"size": res.Size, "deduplicated": res.Deduplicated, "verified_by": res.VerifiedBy,
 		"repeated": res.Repeated}).Info("presigned upload finalized")
-	w.Header().Set("Location", "/v2/"+name+"/blobs/"+res.Digest)
+	w.Header().Set("Location", m.prefix+"/v2/"+name+"/blobs/"+res.Digest)
 	w.Header().Set("Docker-Content-Digest", res.Digest)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
