@@ -96,10 +96,9 @@ $(BUILD)/s3d: $(BUILD)/obj/s3d.o $(CLI_OBJS) $(BUILD)/libs3direct.a
 
 # --- registry binary -------------------------------------------------------------
 # The stock distribution registry plus the s3direct driver (bridge/driver),
-# linked with build/libs3direct.a through cgo (cmd/go relinks when the
-# library changes).
-# cmd/go does not relink when only the library changed: its digest goes in
-# through -X, which does.
+# linked with build/libs3direct.a through cgo. cmd/go does not notice a
+# changed library (named in #cgo LDFLAGS): its digest goes in through -X,
+# which makes it link again.
 LIBDIGEST_VAR := github.com/s3direct/s3direct/bridge/driver.LibraryDigest
 GO_SRCS = $(shell find bridge -name '*.go' -not -name '*_test.go' 2>/dev/null)
 

@@ -139,6 +139,12 @@ if [[ -z $up ]]; then
 	exit 1
 fi
 
+# what the registry got through its environment, for the s3d sessions line
+SESSIONS_ENV="REGISTRY_STORAGE_S3DIRECT_SESSIONINDEX=$(rel "$DATA")/sessions "
+if [[ -n ${S3D_ACCESS_KEY:-}${S3D_SECRET_KEY:-} ]]; then
+	SESSIONS_ENV+="REGISTRY_STORAGE_S3DIRECT_ACCESSKEY=$ROOT_ACCESS_KEY REGISTRY_STORAGE_S3DIRECT_SECRETKEY=$ROOT_SECRET_KEY "
+fi
+
 cat <<EOF
 
   S3 endpoint  $ENDPOINT   (versitygw, region us-east-1, path-style)
@@ -173,7 +179,7 @@ registry only presigns, verifies and links:
   $CRANE pull --format oci $REG_ADDR/demo/hello:1 /tmp/s3direct-layout
   $(rel "$S3D") push --registry http://$REG_ADDR /tmp/s3direct-layout demo/hello:presigned
   $CRANE validate --remote $REG_ADDR/demo/hello:presigned
-  $(rel "$S3D") sessions --config $(rel "$REG_CONFIG")
+  ${SESSIONS_ENV}$(rel "$S3D") sessions --config $(rel "$REG_CONFIG")
 EOS
 fi)
 
