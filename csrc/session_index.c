@@ -11,9 +11,12 @@
  * The index is one LMDB environment with two named databases, kept
  * consistent in every write transaction: "sessions" (uuid -> record) and
  * "expiry" (8-byte big-endian expires + uuid -> empty), which scan_expired
- * walks oldest first. Writes go through one queue: a caller that finds no
- * commit running takes every queued operation and applies them, in queue
- * order, in one transaction (group commit: one fsync for the batch). No
+ * walks oldest first. Writes go through one queue and one committer thread,
+ * which takes every queued operation and applies them, in queue order, in
+ * one transaction (group commit: one fsync for the batch). A caller either
+ * waits for its write (s3d_index_put) or queues it and goes on
+ * (s3d_index_put_start): a cgo caller then waits in Go for the notification
+ * pipe instead of holding a Go processor blocked in C through the fsync. No
  * transaction outlives a call; every transaction holds the map lock shared,
  * and growing the map holds it exclusively, because LMDB may only remap
  * while this process has no transaction open.
@@ -22,6 +25,7 @@
 #include "err.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -32,6 +36,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #define SESSION_MAGIC "s3direct-session 1"
 #define DECODE_MAX (16u * 1024u)      /* every record encode makes fits */
@@ -342,11 +347,14 @@ int s3d_session_decode(const uint8_t *p, size_t n, s3d_session *out)
 
 enum op_kind { OP_PUT, OP_DELETE };
 
-/* One queued write; lives on its caller's stack until done. */
+/* One queued write; lives on its caller's stack (s3d_index_put) or on the
+ * heap (s3d_index_put_start) until its owner has seen it done. */
 struct op {
 	struct op *next;
 	enum op_kind kind;
-	const char *uuid;
+	char uuid[sizeof(((s3d_session *)0)->uuid)];
+	uint64_t seq;           /* queue order; committed once ix->committed >= seq */
+	int notify;             /* write to the notification pipe when done */
 	s3d_buf rec;            /* OP_PUT: the encoded record */
 	int64_t expires;        /* OP_PUT */
 	unsigned from_mask;     /* OP_PUT */
@@ -364,9 +372,15 @@ struct s3d_index {
 	pthread_rwlock_t map_lock; /* shared: any transaction; exclusive: remap */
 	pthread_mutex_t q_lock;
 	pthread_cond_t q_cond;     /* a batch was committed */
+	pthread_cond_t work_cond;  /* the queue is not empty, or stopping */
 	struct op *q_head;
 	struct op **q_tail;
-	int committing;
+	uint64_t queued;           /* seq of the last op queued */
+	uint64_t committed;        /* seq of the last op done (under q_lock) */
+	int stopping;
+	int committer_running;
+	pthread_t committer;
+	int notify_fd[2];          /* pipe: a byte after each batch with a notify op */
 };
 
 /* The one place an LMDB error becomes ours. */
@@ -490,11 +504,18 @@ static int index_alloc(s3d_index **out, s3d_error *err)
 		pthread_rwlock_destroy(&ix->map_lock);
 		ok = 0;
 	}
+	if (ok && pthread_cond_init(&ix->work_cond, NULL) != 0) {
+		pthread_cond_destroy(&ix->q_cond);
+		pthread_mutex_destroy(&ix->q_lock);
+		pthread_rwlock_destroy(&ix->map_lock);
+		ok = 0;
+	}
 	if (!ok) {
 		free(ix);
 		return s3d_err_set(err, S3D_E_NOMEM, "index: cannot initialize locks");
 	}
 	ix->q_tail = &ix->q_head;
+	ix->notify_fd[0] = ix->notify_fd[1] = -1;
 	*out = ix;
 	return S3D_OK;
 }
@@ -541,6 +562,24 @@ static int dbs_open(s3d_index *ix, s3d_error *err)
 	return mrc ? store_err(err, mrc, "opening the session databases") : S3D_OK;
 }
 
+static void *committer_main(void *arg);
+
+/* The notification pipe (both ends non-blocking) and the committer thread. */
+static int committer_start(s3d_index *ix, s3d_error *err)
+{
+	int e;
+
+	if (pipe2(ix->notify_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
+		ix->notify_fd[0] = ix->notify_fd[1] = -1;
+		return io_err(err, errno, "pipe", "for commit notifications");
+	}
+	e = pthread_create(&ix->committer, NULL, committer_main, ix);
+	if (e != 0)
+		return io_err(err, e, "pthread_create", "of the index committer");
+	ix->committer_running = 1;
+	return S3D_OK;
+}
+
 int s3d_index_open(const s3d_index_config *cfg, s3d_index **out, s3d_error *err)
 {
 	s3d_index *ix = NULL;
@@ -558,6 +597,8 @@ int s3d_index_open(const s3d_index_config *cfg, s3d_index **out, s3d_error *err)
 		rc = env_open(ix, cfg, err);
 	if (rc == S3D_OK)
 		rc = dbs_open(ix, err);
+	if (rc == S3D_OK)
+		rc = committer_start(ix, err);
 	if (rc == S3D_OK) {
 		*out = ix;
 		ix = NULL;
@@ -570,8 +611,20 @@ void s3d_index_close(s3d_index *ix)
 {
 	if (!ix)
 		return;
+	if (ix->committer_running) {
+		pthread_mutex_lock(&ix->q_lock);
+		ix->stopping = 1;
+		pthread_cond_signal(&ix->work_cond);
+		pthread_mutex_unlock(&ix->q_lock);
+		pthread_join(ix->committer, NULL);
+	}
+	if (ix->notify_fd[0] >= 0)
+		close(ix->notify_fd[0]);
+	if (ix->notify_fd[1] >= 0)
+		close(ix->notify_fd[1]);
 	if (ix->env)
 		mdb_env_close(ix->env);
+	pthread_cond_destroy(&ix->work_cond);
 	pthread_cond_destroy(&ix->q_cond);
 	pthread_mutex_destroy(&ix->q_lock);
 	pthread_rwlock_destroy(&ix->map_lock);
@@ -939,43 +992,110 @@ static void batch_commit(s3d_index *ix, struct op *head)
 	batch_settle(head, rc, &e);
 }
 
-/* Queues o and returns once a committer (maybe this caller) has applied it. */
-static int queue_run(s3d_index *ix, struct op *o)
+/*
+ * The committer thread: takes the whole queue, commits it as one batch,
+ * marks it done (owners read their op only after taking q_lock, so none has
+ * left while the batch is walked), wakes the waiting callers, and writes a
+ * byte to the notification pipe when an op of the batch asked for it (a full
+ * pipe already holds unread bytes: the reader then sees the newer count).
+ * On close it drains the queue before it stops.
+ */
+static void *committer_main(void *arg)
 {
+	s3d_index *ix = arg;
 	struct op *batch, *b;
+	int notify;
+	ssize_t wr;
 
 	pthread_mutex_lock(&ix->q_lock);
-	o->next = NULL;
-	*ix->q_tail = o;
-	ix->q_tail = &o->next;
-	while (!o->done) {
-		if (ix->committing) {
-			pthread_cond_wait(&ix->q_cond, &ix->q_lock);
-			continue;
-		}
-		ix->committing = 1;
+	for (;;) {
+		while (!ix->q_head && !ix->stopping)
+			pthread_cond_wait(&ix->work_cond, &ix->q_lock);
+		if (!ix->q_head)
+			break;
 		batch = ix->q_head;
 		ix->q_head = NULL;
 		ix->q_tail = &ix->q_head;
 		pthread_mutex_unlock(&ix->q_lock);
 		batch_commit(ix, batch);
 		pthread_mutex_lock(&ix->q_lock);
-		/* owners read their op only after taking q_lock: none has left yet */
-		for (b = batch; b; b = b->next)
+		notify = 0;
+		for (b = batch; b; b = b->next) {
 			b->done = 1;
-		ix->committing = 0;
+			notify |= b->notify;
+			ix->committed = b->seq;
+		}
 		pthread_cond_broadcast(&ix->q_cond);
+		if (notify) {
+			wr = write(ix->notify_fd[1], "c", 1);
+			(void)wr; /* EAGAIN: unread bytes are there already */
+		}
 	}
 	pthread_mutex_unlock(&ix->q_lock);
+	return NULL;
+}
+
+/* Queues o for the committer. */
+static void queue_add(s3d_index *ix, struct op *o)
+{
+	pthread_mutex_lock(&ix->q_lock);
+	o->next = NULL;
+	o->seq = ++ix->queued;
+	*ix->q_tail = o;
+	ix->q_tail = &o->next;
+	pthread_cond_signal(&ix->work_cond);
+	pthread_mutex_unlock(&ix->q_lock);
+}
+
+/* Returns once the committer has applied o. */
+static int queue_wait(s3d_index *ix, struct op *o)
+{
+	pthread_mutex_lock(&ix->q_lock);
+	while (!o->done)
+		pthread_cond_wait(&ix->q_cond, &ix->q_lock);
+	pthread_mutex_unlock(&ix->q_lock);
 	return o->rc;
+}
+
+static int queue_run(s3d_index *ix, struct op *o)
+{
+	queue_add(ix, o);
+	return queue_wait(ix, o);
 }
 
 static void op_init(struct op *o, enum op_kind kind, const char *uuid)
 {
 	memset(o, 0, sizeof(*o));
 	o->kind = kind;
-	o->uuid = uuid;
+	/* callers check that uuid fits (uuid_key, put_init) */
+	memcpy(o->uuid, uuid, strnlen(uuid, sizeof(o->uuid) - 1));
 	s3d_buf_init(&o->rec, ENCODE_MAX);
+}
+
+/* The put of s; o->rec to be cleaned up whatever the result. */
+static int put_init(struct op *o, const s3d_session *s, unsigned from_mask, s3d_error *err)
+{
+	int rc;
+
+	op_init(o, OP_PUT, s->uuid);
+	if (strnlen(s->uuid, sizeof(s->uuid)) >= sizeof(s->uuid))
+		return s3d_err_set(err, S3D_E_INVAL, "invalid session record: uuid too long");
+	rc = s3d_session_encode(s, &o->rec);
+	if (rc != S3D_OK)
+		return s3d_err_set(err, rc, "invalid session record: %s", s3d_strerror(rc));
+	o->expires = s->expires;
+	o->from_mask = from_mask;
+	return S3D_OK;
+}
+
+/* A done put's outcome, in the caller's terms. */
+static int put_result(const struct op *o, s3d_session *current, s3d_error *err)
+{
+	if (o->rc == S3D_E_CONFLICT && current)
+		*current = o->current;
+	if (o->rc != S3D_OK && err)
+		*err = o->err;
+	return o->rc;
 }
 
 int s3d_index_put(s3d_index *ix, const s3d_session *s, unsigned from_mask,
@@ -986,22 +1106,72 @@ int s3d_index_put(s3d_index *ix, const s3d_session *s, unsigned from_mask,
 
 	if (!ix || !s)
 		return s3d_err_set(err, S3D_E_INVAL, "index_put: missing argument");
-	op_init(&o, OP_PUT, s->uuid);
-	rc = s3d_session_encode(s, &o.rec);
-	if (rc != S3D_OK) {
-		s3d_err_set(err, rc, "invalid session record: %s", s3d_strerror(rc));
-		goto out;
+	rc = put_init(&o, s, from_mask, err);
+	if (rc == S3D_OK) {
+		queue_run(ix, &o);
+		rc = put_result(&o, current, err);
 	}
-	o.expires = s->expires;
-	o.from_mask = from_mask;
-	rc = queue_run(ix, &o);
-	if (rc == S3D_E_CONFLICT && current)
-		*current = o.current;
-	if (rc != S3D_OK && err)
-		*err = o.err;
-out:
 	s3d_buf_cleanup(&o.rec);
 	return rc;
+}
+
+struct s3d_index_op {
+	struct op o; /* first: the committer sees a struct op */
+	s3d_index *ix;
+};
+
+int s3d_index_put_start(s3d_index *ix, const s3d_session *s, unsigned from_mask,
+			s3d_index_op **out, uint64_t *ticket, s3d_error *err)
+{
+	s3d_index_op *op;
+	int rc;
+
+	if (!ix || !s || !out || !ticket)
+		return s3d_err_set(err, S3D_E_INVAL, "index_put_start: missing argument");
+	*out = NULL;
+	op = malloc(sizeof(*op));
+	if (!op)
+		return s3d_err_set(err, S3D_E_NOMEM, "index_put_start: out of memory");
+	rc = put_init(&op->o, s, from_mask, err);
+	if (rc != S3D_OK) {
+		s3d_buf_cleanup(&op->o.rec);
+		free(op);
+		return rc;
+	}
+	op->ix = ix;
+	op->o.notify = 1;
+	queue_add(ix, &op->o);
+	*ticket = op->o.seq; /* set under q_lock, never changed after */
+	*out = op;
+	return S3D_OK;
+}
+
+int s3d_index_op_finish(s3d_index_op *op, s3d_session *current, s3d_error *err)
+{
+	int rc;
+
+	if (!op)
+		return s3d_err_set(err, S3D_E_INVAL, "index_op_finish: no operation");
+	queue_wait(op->ix, &op->o);
+	rc = put_result(&op->o, current, err);
+	s3d_buf_cleanup(&op->o.rec);
+	free(op);
+	return rc;
+}
+
+uint64_t s3d_index_committed(s3d_index *ix)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&ix->q_lock);
+	v = ix->committed;
+	pthread_mutex_unlock(&ix->q_lock);
+	return v;
+}
+
+int s3d_index_notify_fd(const s3d_index *ix)
+{
+	return ix ? ix->notify_fd[0] : -1;
 }
 
 int s3d_index_delete(s3d_index *ix, const char *uuid, s3d_error *err)

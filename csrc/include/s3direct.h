@@ -676,6 +676,23 @@ int s3d_index_get(s3d_index *ix, const char *uuid, s3d_session *out, s3d_error *
  */
 int s3d_index_put(s3d_index *ix, const s3d_session *s, unsigned from_mask,
 		  s3d_session *current, s3d_error *err);
+
+/*
+ * s3d_index_put without the wait: queues the put and returns at once with
+ * *op and its *ticket. The write is committed once s3d_index_committed()
+ * reaches the ticket; s3d_index_op_finish then returns what s3d_index_put
+ * would have (it waits when called earlier) and frees op: it must be called
+ * exactly once for every op started. After each commit that holds a started
+ * op, a byte is written to s3d_index_notify_fd(): the read end of a
+ * non-blocking pipe, to poll (the index owns it; read, never close it). Go
+ * waits there without holding a processor blocked in C for the fsync.
+ */
+typedef struct s3d_index_op s3d_index_op;
+int s3d_index_put_start(s3d_index *ix, const s3d_session *s, unsigned from_mask,
+			s3d_index_op **op, uint64_t *ticket, s3d_error *err);
+int s3d_index_op_finish(s3d_index_op *op, s3d_session *current, s3d_error *err);
+uint64_t s3d_index_committed(s3d_index *ix);
+int s3d_index_notify_fd(const s3d_index *ix);
 /* S3D_E_NOTFOUND when absent. */
 int s3d_index_delete(s3d_index *ix, const char *uuid, s3d_error *err);
 
