@@ -41,6 +41,9 @@ void s3d_presign_result_cleanup(s3d_presign_result *r)
 {
 	if (!r)
 		return;
+	if (r->pending)
+		s3d_index_op_finish(r->pending, NULL, NULL);
+	r->pending = NULL;
 	s3d_buf_cleanup(&r->url);
 	s3d_buf_cleanup(&r->headers);
 	s3d_buf_cleanup(&r->part_urls);
@@ -539,7 +542,8 @@ static int sign_urls(s3d_service *svc, const s3d_session *s, const struct preq *
 	if (rc != S3D_OK)
 		return s3d_err_set(err, rc, "cannot sign the upload URLs");
 	out->expires_at = (int64_t)p->now + life;
-	out->session = *s;
+	if (s != &out->session)
+		out->session = *s;
 	return S3D_OK;
 }
 
@@ -564,16 +568,18 @@ static int lookup_for_presign(s3d_service *svc, const char *repo, const char *uu
 }
 
 /*
- * Finds or creates the session, opens its upload, commits it to the index.
- * *retry: the commit lost to a concurrent change (worth one more look).
+ * Finds or creates the session and opens its upload (both committed before
+ * they return). A refresh, which changes only the record's update time,
+ * queues its commit instead: S3D_PENDING, with out->pending and
+ * out->ticket set and out->session the record to sign.
  */
-static int presign_once(s3d_service *svc, const struct preq *p, s3d_session *s,
-			int *retry, s3d_error *err)
+static int presign_once(s3d_service *svc, const struct preq *p, s3d_presign_result *out,
+			s3d_error *err)
 {
+	s3d_session *s = &out->session;
 	int rc = lookup_for_presign(svc, p->rq->repo, p->rq->uuid, s, err);
 	int saved = 0;
 
-	*retry = 0;
 	if (rc == S3D_E_NOTFOUND) {
 		rc = create_session(svc, p, s, err);
 		saved = rc == S3D_OK;
@@ -586,31 +592,66 @@ static int presign_once(s3d_service *svc, const struct preq *p, s3d_session *s,
 		rc = open_multipart(svc, p, s, err);
 		saved = rc == S3D_OK;
 	}
-	if (rc == S3D_OK && !saved) {
-		/* each presign is a durable commit; no marker rewrite on a refresh */
-		s->updated = (int64_t)p->now;
-		rc = s3d_index_put(svc->ix, s, S3D_SESSION_BIT(s->status), NULL, err);
-		*retry = rc == S3D_E_CONFLICT;
+	if (rc != S3D_OK || saved)
+		return rc;
+	/* each presign is a durable commit; no marker rewrite on a refresh */
+	s->updated = (int64_t)p->now;
+	rc = s3d_index_put_start(svc->ix, s, S3D_SESSION_BIT(s->status), &out->pending,
+				 &out->ticket, err);
+	return rc == S3D_OK ? S3D_PENDING : rc;
+}
+
+int s3d_service_presign_start(s3d_service *svc, const s3d_presign_request *rq,
+			      s3d_presign_result *out, s3d_error *err)
+{
+	struct preq p;
+	int rc;
+
+	if (!svc || !rq || !out)
+		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
+	if (out->pending)
+		return s3d_err_set(err, S3D_E_INVAL, "a presign is pending on this result");
+	rc = check_request(rq, &p, err);
+	if (rc == S3D_OK)
+		rc = presign_once(svc, &p, out, err);
+	if (rc == S3D_OK)
+		rc = sign_urls(svc, &out->session, &p, out, err);
+	return rc;
+}
+
+int s3d_service_presign_resume(s3d_service *svc, const s3d_presign_request *rq,
+			       s3d_presign_result *out, s3d_error *err)
+{
+	struct preq p;
+	int rc;
+
+	if (!svc || !rq || !out)
+		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
+	if (!out->pending)
+		return s3d_err_set(err, S3D_E_INVAL, "no presign is pending on this result");
+	rc = s3d_index_op_finish(out->pending, NULL, err);
+	out->pending = NULL;
+	if (rc == S3D_E_CONFLICT && ++out->attempt < PRESIGN_ATTEMPTS) {
+		/* changed since the lookup: one more look */
+		out->session.uuid[0] = 0;
+		return s3d_service_presign_start(svc, rq, out, err);
 	}
+	if (rc == S3D_E_CONFLICT)
+		return s3d_err_set(err, rc, "the upload session changed concurrently; try again");
+	if (rc == S3D_OK)
+		rc = check_request(rq, &p, err);
+	if (rc == S3D_OK)
+		rc = sign_urls(svc, &out->session, &p, out, err);
 	return rc;
 }
 
 int s3d_service_presign(s3d_service *svc, const s3d_presign_request *rq,
 			s3d_presign_result *out, s3d_error *err)
 {
-	struct preq p;
-	s3d_session s;
-	int rc, attempt, retry = 1;
+	int rc = s3d_service_presign_start(svc, rq, out, err);
 
-	if (!svc || !rq || !out)
-		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
-	rc = check_request(rq, &p, err);
-	for (attempt = 0; rc == S3D_OK && retry && attempt < PRESIGN_ATTEMPTS; attempt++)
-		rc = presign_once(svc, &p, &s, &retry, err);
-	if (rc == S3D_E_CONFLICT && retry)
-		s3d_err_set(err, rc, "the upload session changed concurrently; try again");
-	if (rc == S3D_OK)
-		rc = sign_urls(svc, &s, &p, out, err);
+	while (rc == S3D_PENDING)
+		rc = s3d_service_presign_resume(svc, rq, out, err);
 	return rc;
 }
 

@@ -10,6 +10,9 @@ import "C"
 
 import (
 	"fmt"
+	"os"
+	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -19,9 +22,82 @@ import (
 // registry's s3direct driver uses. Safe for concurrent use (the C side locks
 // what it shares). Go marshals only: every decision is taken in C.
 type Service struct {
-	Config *PresignConfig
-	drv    *C.s3d_driver
-	svc    *C.s3d_service
+	Config  *PresignConfig
+	drv     *C.s3d_driver
+	svc     *C.s3d_service
+	commits *commitWaiter
+}
+
+// commitWaiter lets goroutines wait for the session index's queued commits
+// (s3d_index_put_start) without a thread blocked in C through the fsync:
+// such a thread keeps its Go processor until the scheduler takes it back,
+// which starves the other requests when many presigns wait at once. One
+// goroutine reads the index's notification pipe through the runtime's
+// poller and wakes the waiters whose ticket is committed.
+type commitWaiter struct {
+	ix   *C.s3d_index
+	f    *os.File
+	done chan struct{} // closed when the reader has stopped
+
+	mu   sync.Mutex
+	seen uint64        // s3d_index_committed, as last read
+	dead bool          // the pipe failed: waiters leave the wait to C
+	ch   chan struct{} // closed when seen or dead changes
+}
+
+func newCommitWaiter(ix *C.s3d_index) (*commitWaiter, error) {
+	fd, err := syscall.Dup(int(C.s3d_index_notify_fd(ix)))
+	if err != nil {
+		return nil, fmt.Errorf("commit notifications: %w", err)
+	}
+	syscall.CloseOnExec(fd)
+	// the pipe is non-blocking: os.NewFile makes it pollable
+	w := &commitWaiter{ix: ix, f: os.NewFile(uintptr(fd), "s3direct-commits"),
+		done: make(chan struct{}), ch: make(chan struct{})}
+	go w.run()
+	return w, nil
+}
+
+func (w *commitWaiter) run() {
+	defer close(w.done)
+	buf := make([]byte, 512)
+	for {
+		if _, err := w.f.Read(buf); err != nil {
+			w.advance(0, true)
+			return
+		}
+		w.advance(uint64(C.s3d_index_committed(w.ix)), false)
+	}
+}
+
+func (w *commitWaiter) advance(committed uint64, dead bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if committed <= w.seen && !dead {
+		return
+	}
+	w.seen = max(w.seen, committed)
+	w.dead = w.dead || dead
+	close(w.ch)
+	w.ch = make(chan struct{})
+}
+
+// wait returns once the commit of ticket is done, or at once when the pipe
+// has failed (s3d_service_presign_resume then waits in C).
+func (w *commitWaiter) wait(ticket uint64) {
+	w.mu.Lock()
+	for w.seen < ticket && !w.dead {
+		ch := w.ch
+		w.mu.Unlock()
+		<-ch
+		w.mu.Lock()
+	}
+	w.mu.Unlock()
+}
+
+func (w *commitWaiter) close() {
+	w.f.Close()
+	<-w.done
 }
 
 // ErrorKind classifies a failed service call the way the HTTP layer answers
@@ -122,11 +198,17 @@ func NewService(parameters map[string]any) (*Service, error) {
 		return nil, fmt.Errorf("s3direct presign: session index %s (parameter sessionindex): %s",
 			pc.SessionIndex, formatError(rc, &e))
 	}
+	if s.commits, err = newCommitWaiter(C.s3d_service_index(s.svc)); err != nil {
+		C.s3d_service_free(s.svc)
+		C.s3d_driver_free(s.drv)
+		return nil, fmt.Errorf("s3direct presign: session index %s: %w", pc.SessionIndex, err)
+	}
 	return s, nil
 }
 
 // Close frees the C service and driver; no call may be running.
 func (s *Service) Close() {
+	s.commits.close()
 	C.s3d_service_free(s.svc)
 	C.s3d_driver_free(s.drv)
 	s.svc, s.drv = nil, nil
@@ -174,7 +256,13 @@ func (s *Service) Presign(r PresignRequest) (*PresignResult, error) {
 	C.s3d_presign_result_init(&out)
 	defer C.s3d_presign_result_cleanup(&out)
 	var e C.s3d_error
-	if rc := C.s3d_service_presign(s.svc, &rq, &out, &e); rc != C.S3D_OK {
+	// a refresh's commit is queued: wait for it here, not in C
+	rc := C.s3d_service_presign_start(s.svc, &rq, &out, &e)
+	for rc == C.S3D_PENDING {
+		s.commits.wait(uint64(out.ticket))
+		rc = C.s3d_service_presign_resume(s.svc, &rq, &out, &e)
+	}
+	if rc != C.S3D_OK {
 		return nil, serviceError(rc, &e)
 	}
 	res := &PresignResult{

@@ -772,6 +772,10 @@ typedef struct s3d_presign_result {
 	int64_t part_size;
 	int64_t expires_at;     /* unix seconds, when the URLs expire */
 	s3d_session session;    /* the session after the call */
+	/* s3d_service_presign_start's pending commit */
+	s3d_index_op *pending;
+	uint64_t ticket;        /* resume once s3d_index_committed() reaches it */
+	int attempt;
 } s3d_presign_result;
 
 void s3d_presign_result_init(s3d_presign_result *r);
@@ -788,6 +792,22 @@ void s3d_presign_result_cleanup(s3d_presign_result *r);
  */
 int s3d_service_presign(s3d_service *svc, const s3d_presign_request *rq,
 			s3d_presign_result *out, s3d_error *err);
+/*
+ * s3d_service_presign in two steps, for callers that must not block in C
+ * through a commit (the Go middleware): _start returns S3D_PENDING when the
+ * presign's commit is queued (a refresh of an open session), with
+ * out->ticket set; once s3d_index_committed(s3d_service_index(svc)) reaches
+ * the ticket (s3d_index_notify_fd tells when to look), _resume with the
+ * same rq and out finishes it: S3D_OK and the URLs, an error, or S3D_PENDING
+ * again (the session changed concurrently and is looked up again). _resume
+ * called earlier waits; s3d_presign_result_cleanup collects a pending
+ * commit that is never resumed.
+ */
+#define S3D_PENDING 1
+int s3d_service_presign_start(s3d_service *svc, const s3d_presign_request *rq,
+			      s3d_presign_result *out, s3d_error *err);
+int s3d_service_presign_resume(s3d_service *svc, const s3d_presign_request *rq,
+			       s3d_presign_result *out, s3d_error *err);
 
 typedef struct s3d_upload_status {
 	s3d_session session;

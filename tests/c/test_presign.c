@@ -12,6 +12,9 @@
 
 #include "upload.h"
 
+#include <poll.h>
+#include <unistd.h>
+
 #define ROOT "reg"
 #define MiB (1024ll * 1024)
 
@@ -476,6 +479,41 @@ static void test_single_without_digest(void)
 	T_EQ_STR(key, r.session.key);
 	T_EQ_INT(s.created, r.session.created);
 	T_EQ_INT(rq.now, r.session.updated);
+	T_EQ_INT(S3D_OK, s3d_index_get(s3d_service_index(svc), uuid, &s, &err));
+	T_EQ_INT(rq.now, s.updated);
+
+	/* the refresh in two steps, as the Go middleware runs it: the commit is
+	 * queued, the notification pipe tells when it is done */
+	rq.now = time(NULL) + 6;
+	s3d_error_clear(&err);
+	T_EQ_INT(S3D_E_INVAL, s3d_service_presign_resume(svc, &rq, &r, &err)); /* none pending */
+	T_EQ_INT(S3D_PENDING, s3d_service_presign_start(svc, &rq, &r, &err));
+	T_TRUE(r.pending != NULL && r.ticket > 0);
+	T_EQ_INT(S3D_E_INVAL, s3d_service_presign_start(svc, &rq, &r, &err)); /* one at a time */
+	{
+		s3d_index *ix = s3d_service_index(svc);
+		struct pollfd pfd = { s3d_index_notify_fd(ix), POLLIN, 0 };
+		char c;
+
+		while (s3d_index_committed(ix) < r.ticket) {
+			T_REQUIRE(poll(&pfd, 1, 10000) == 1);
+			while (read(pfd.fd, &c, 1) == 1)
+				;
+		}
+	}
+	T_EQ_INT(S3D_OK, s3d_service_presign_resume(svc, &rq, &r, &err));
+	T_TRUE(r.pending == NULL);
+	T_EQ_STR(key, r.session.key);
+	T_EQ_INT(rq.now, r.session.updated);
+	T_TRUE(strstr(s3d_buf_str(&r.url), "X-Amz-Signature=") != NULL);
+	T_TRUE(r.expires_at >= rq.now + 3600 - 1 && r.expires_at <= rq.now + 3600);
+	T_EQ_INT(S3D_OK, s3d_index_get(s3d_service_index(svc), uuid, &s, &err));
+	T_EQ_INT(rq.now, s.updated);
+	/* a pending commit that is never resumed is collected by the cleanup */
+	rq.now++;
+	T_EQ_INT(S3D_PENDING, s3d_service_presign_start(svc, &rq, &r, &err));
+	s3d_presign_result_cleanup(&r);
+	s3d_presign_result_init(&r);
 	T_EQ_INT(S3D_OK, s3d_index_get(s3d_service_index(svc), uuid, &s, &err));
 	T_EQ_INT(rq.now, s.updated);
 

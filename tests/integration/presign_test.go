@@ -1312,6 +1312,69 @@ func TestPresignRaces(t *testing.T) {
 		}
 	})
 
+	// A refresh's commit is queued and waited for in Go (commitWaiter): many
+	// at once on one session, racing its finalize, each get fresh URLs or a
+	// clear refusal once the session is over, never a 5xx or a hang; the
+	// blob is linked once.
+	t.Run("refreshes-while-finalized", func(t *testing.T) {
+		repo := "race/refresh"
+		const refreshers = 32
+		for i := range rounds {
+			data := psRand(1000 + int64(i))
+			d := psDigest(data)
+			q := url.Values{"digest": {d}, "size": {strconv.Itoa(len(data))}}
+			uuid, _ := c.uploadSingle(t, repo, data, q)
+			path := psUploadPath(repo, uuid) + "?presigned=true&" + q.Encode()
+			res := make([]*psResp, refreshers)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for j := range refreshers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					res[j] = c.psAsync(http.MethodGet, path, nil)
+				}()
+			}
+			var fin *psResp
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				fin = c.psAsync(http.MethodPut, psUploadPath(repo, uuid)+"?digest="+d, nil)
+			}()
+			close(start)
+			wg.Wait()
+			if fin.Status != http.StatusCreated {
+				t.Errorf("round %d: finalize among %d refreshes: %v", i, refreshers, fin)
+				continue
+			}
+			ok := 0
+			for _, r := range res {
+				switch {
+				case r.Status == http.StatusOK:
+					var p psPresign
+					if err := json.Unmarshal(r.Body, &p); err != nil || p.URL == "" {
+						t.Errorf("round %d: refresh answered 200 without a URL: %v", i, r)
+					}
+					ok++
+				case r.Status == http.StatusBadRequest || r.Status == http.StatusConflict ||
+					r.Status == http.StatusNotFound:
+					if !bytes.Contains(r.Body, []byte("BLOB_UPLOAD")) {
+						t.Errorf("round %d: refresh refused without an OCI upload error: %v", i, r)
+					}
+				default:
+					t.Errorf("round %d: refresh during finalize: %v", i, r)
+				}
+			}
+			t.Logf("round %d: %d of %d refreshes answered with URLs", i, ok, refreshers)
+			c.wantBlob(t, repo, data)
+			if r := c.presign(t, repo, uuid, q); r.Status == http.StatusOK {
+				t.Errorf("round %d: refresh after the finalize: %v; want a refusal", i, r)
+			}
+		}
+	})
+
 	t.Run("finalize-and-cancel", func(t *testing.T) {
 		repo := "race/cancel"
 		for i := range rounds {
