@@ -63,6 +63,8 @@
 #   BENCH_PUSH_N, BENCH_PUSH_MIB, BENCH_FIN_MIB='1 64 1024', BENCH_PART_MIB,
 #   BENCH_PART_CONC, BENCH_CHUNK_MIB, BENCH_RATE_CLIENTS, BENCH_RATE_SECS,
 #   BENCH_RATE_MAX        the sizes above (any of them set: docs not written)
+#   BENCH_RATE_AUTHS='none token', BENCH_RATE_PATHS='fresh refresh'
+#                         which rate cells run
 #   BENCH_FLOWS='...'     push flows (default: presigned presigned-mp proxy
 #                         ceiling ceiling-ck ceiling-mp)
 #   BENCH_FIN_MODES='...' finalize modes (default: declared stream stock
@@ -86,7 +88,8 @@ QUICK=${BENCH_QUICK:-0}
 WRITE_DOC=${BENCH_WRITE_DOC:-1}
 custom=0
 for v in BENCH_PUSH_N BENCH_PUSH_MIB BENCH_FIN_MIB BENCH_PART_MIB BENCH_PART_CONC BENCH_CHUNK_MIB \
-	BENCH_RATE_CLIENTS BENCH_RATE_SECS BENCH_RATE_MAX BENCH_FLOWS BENCH_FIN_MODES BENCH_PARTS; do
+	BENCH_RATE_CLIENTS BENCH_RATE_SECS BENCH_RATE_MAX BENCH_RATE_AUTHS BENCH_RATE_PATHS BENCH_FLOWS \
+	BENCH_FIN_MODES BENCH_PARTS; do
 	[[ -n ${!v:-} ]] && custom=1
 done
 if [[ $QUICK == 1 ]]; then
@@ -107,6 +110,8 @@ CHUNK_MIB=${BENCH_CHUNK_MIB:-8}
 RATE_CLIENTS=${BENCH_RATE_CLIENTS:-64}
 RATE_SECS=${BENCH_RATE_SECS:-$d_rate_secs}
 RATE_MAX=${BENCH_RATE_MAX:-$d_rate_max}
+RATE_AUTHS=${BENCH_RATE_AUTHS:-none token}
+RATE_PATHS=${BENCH_RATE_PATHS:-fresh refresh}
 FLOWS=${BENCH_FLOWS:-presigned presigned-mp proxy ceiling ceiling-ck ceiling-mp}
 FIN_MODES=${BENCH_FIN_MODES:-declared stream stock stock-patch}
 PARTS=${BENCH_PARTS:-push finalize rate}
@@ -129,7 +134,7 @@ RES_DATA=$ROOT/build/bench/presign-data.txt
 RES_SVG=$ROOT/build/bench/presign.svg
 
 reproduce=$(bench_reproduce "make bench-presign" BENCH_RUNS BENCH_FIN_RUNS BENCH_PUSH_N BENCH_PUSH_MIB BENCH_FIN_MIB \
-	BENCH_PART_MIB BENCH_PART_CONC BENCH_CHUNK_MIB BENCH_RATE_CLIENTS BENCH_RATE_SECS BENCH_RATE_MAX BENCH_FLOWS \
+	BENCH_PART_MIB BENCH_PART_CONC BENCH_CHUNK_MIB BENCH_RATE_CLIENTS BENCH_RATE_SECS BENCH_RATE_MAX BENCH_RATE_AUTHS BENCH_RATE_PATHS BENCH_FLOWS \
 	BENCH_FIN_MODES BENCH_PARTS)
 echo "== bench-presign: $(nproc) cores; push ${PUSH_N} x ${PUSH_MIB} MiB (${PART_MIB} MiB parts, ${PART_CONC} per blob); finalize ${FIN_MIB// /, } MiB (median of $FIN_RUNS); rate ${RATE_CLIENTS} clients, ${RATE_SECS} s or ${RATE_MAX} calls; median of $RUNS runs"
 echo "   reproduce: $reproduce"
@@ -331,8 +336,8 @@ if has_part finalize; then
 fi
 if has_part rate; then
 	for ((run = 1; run <= RUNS; run++)); do
-		for auth in none token; do
-			for path in fresh refresh; do
+		for auth in $RATE_AUTHS; do
+			for path in $RATE_PATHS; do
 				run_rate "$auth" "$path" "$run"
 			done
 		done
@@ -453,8 +458,8 @@ fi
 if has_part rate; then
 	t="| auth | sessions | presign calls/s | all requests/s | p50 (ms) | p99 (ms) | registry CPU-ms per presign | target >= 5,000/s |
 |---|---|---|---|---|---|---|---|"
-	for auth in none token; do
-		for path in fresh refresh; do
+	for auth in $RATE_AUTHS; do
+		for path in $RATE_PATHS; do
 			r=$(medf "$RATE" 4 1="$auth" 2="$path")
 			case $path in
 			fresh) pname="fresh (POST + first presign)" ;;
