@@ -22,12 +22,15 @@ vgw_port_busy() {
 }
 
 # vgw_spawn DATA PORT LOG [extra global flags...]: start in the background.
+# --keep-alive: versitygw closes the connection after every response unless
+# told otherwise; S3 keeps connections open, and so does the server here (or
+# every S3 request of every client would pay a TCP connect).
 vgw_spawn() {
 	local data=$1 port=$2 log=$3
 	shift 3
 	local meta=()
 	[[ -d $data/meta ]] && meta=(--sidecar "$data/meta")
-	"$VGW_BIN" --port "127.0.0.1:$port" --region us-east-1 "$@" \
+	"$VGW_BIN" --port "127.0.0.1:$port" --region us-east-1 --keep-alive "$@" \
 		posix "${meta[@]}" "$data/gw" >>"$log" 2>&1 </dev/null &
 	VGW_PID=$!
 	VGW_PORT=$port
