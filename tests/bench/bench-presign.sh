@@ -48,7 +48,9 @@
 #     token auth (auth.token, key and certificate generated here, RS256 JWTs
 #     minted by the client), fresh sessions (POST + first presign) and
 #     refreshes of open sessions; a fresh registry per cell; durable LMDB
-#     commits. Target >= 5,000/s.
+#     commits. Target >= 5,000/s. Baseline in the same run (not a target):
+#     the stock POST alone ("post"), which a fresh session starts with:
+#     both are bound by the S3 server's writes, not by the presign.
 #
 # Results: build/bench/presign-results.md (markdown), build/bench/presign.svg
 # (plot), build/bench/presign-data.txt (plot data); with the markers
@@ -63,7 +65,7 @@
 #   BENCH_PUSH_N, BENCH_PUSH_MIB, BENCH_FIN_MIB='1 64 1024', BENCH_PART_MIB,
 #   BENCH_PART_CONC, BENCH_CHUNK_MIB, BENCH_RATE_CLIENTS, BENCH_RATE_SECS,
 #   BENCH_RATE_MAX        the sizes above (any of them set: docs not written)
-#   BENCH_RATE_AUTHS='none token', BENCH_RATE_PATHS='fresh refresh'
+#   BENCH_RATE_AUTHS='none token', BENCH_RATE_PATHS='post fresh refresh'
 #                         which rate cells run
 #   BENCH_FLOWS='...'     push flows (default: presigned presigned-mp proxy
 #                         ceiling ceiling-ck ceiling-mp)
@@ -111,7 +113,7 @@ RATE_CLIENTS=${BENCH_RATE_CLIENTS:-64}
 RATE_SECS=${BENCH_RATE_SECS:-$d_rate_secs}
 RATE_MAX=${BENCH_RATE_MAX:-$d_rate_max}
 RATE_AUTHS=${BENCH_RATE_AUTHS:-none token}
-RATE_PATHS=${BENCH_RATE_PATHS:-fresh refresh}
+RATE_PATHS=${BENCH_RATE_PATHS:-post fresh refresh}
 FLOWS=${BENCH_FLOWS:-presigned presigned-mp proxy ceiling ceiling-ck ceiling-mp}
 FIN_MODES=${BENCH_FIN_MODES:-declared stream stock stock-patch}
 PARTS=${BENCH_PARTS:-push finalize rate}
@@ -462,14 +464,17 @@ if has_part rate; then
 		for path in $RATE_PATHS; do
 			r=$(medf "$RATE" 4 1="$auth" 2="$path")
 			case $path in
+			post) pname="stock POST alone (baseline: calls are POSTs)" ;;
 			fresh) pname="fresh (POST + first presign)" ;;
 			refresh) pname="open (presign again)" ;;
 			esac
+			verd=$(verdict "$r" 5000 ge)
+			[[ $path == post ]] && verd="not a target"
 			aname=$auth
 			[[ $auth == token ]] && aname="token (RS256 JWT)"
 			t+="
-| $aname | $pname | $r | $(medf "$RATE" 5 1="$auth" 2="$path") | $(medf "$RATE" 6 1="$auth" 2="$path") | $(medf "$RATE" 7 1="$auth" 2="$path") | $(medf "$RATE" 8 1="$auth" 2="$path") | $(verdict "$r" 5000 ge) |"
-			[[ $r != - ]] && echo "rate $auth $path $r" >>"$RES_DATA"
+| $aname | $pname | $r | $(medf "$RATE" 5 1="$auth" 2="$path") | $(medf "$RATE" 6 1="$auth" 2="$path") | $(medf "$RATE" 7 1="$auth" 2="$path") | $(medf "$RATE" 8 1="$auth" 2="$path") | $verd |"
+			[[ $r != - && $path != post ]] && echo "rate $auth $path $r" >>"$RES_DATA"
 		done
 	done
 	report+="

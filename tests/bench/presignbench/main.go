@@ -46,13 +46,16 @@
 //	                (-chunk PATCHes), finalized with the last Location's
 //	                _state: the stock commit after a stock upload
 //	    Prints finalize_s and checks the blob (HEAD).
-//	presignbench rate -path fresh|refresh -url REG [-clients 64] [-duration 10s]
+//	presignbench rate -path fresh|refresh|post -url REG [-clients 64] [-duration 10s]
 //	                  [-max N] [-repo NAME] [-pid PID] [-token-key F -issuer I -service S]
 //	    presign calls per second from -clients concurrent clients, for
 //	    -duration or -max calls, whichever comes first:
 //	      fresh    each call opens a session (POST) and presigns it once
 //	      refresh  presigns again sessions opened (and presigned) before the
 //	               timed phase, one per client
+//	      post     the stock POST alone, no presign (the baseline of fresh:
+//	               what opening sessions costs without presigned uploads);
+//	               its POSTs are reported as the calls
 //	    Every presign declares a digest and a size (a single PUT URL). With
 //	    -token-key every request carries a Bearer token minted for its
 //	    client (RS256, kid = the key's JWK thumbprint, pull+push on -repo).
@@ -790,7 +793,8 @@ func randomDigest() string {
 
 func rate(args []string) error {
 	fs := flag.NewFlagSet("rate", flag.ExitOnError)
-	mode := fs.String("path", "fresh", "fresh (POST + first presign) or refresh (presign of open sessions)")
+	mode := fs.String("path", "fresh", "fresh (POST + first presign), refresh (presign of open sessions) "+
+		"or post (the stock POST alone: the baseline of fresh; its POSTs are counted as the calls)")
 	rawURL := fs.String("url", "", "registry base URL")
 	repo := fs.String("repo", "bench/rate", "repository")
 	clients := fs.Int("clients", 64, "concurrent clients")
@@ -803,7 +807,7 @@ func rate(args []string) error {
 	blobSize := fs.Int64("size", 1<<20, "declared blob size")
 	timeout := fs.Duration("timeout", 10*time.Minute, "bound of the whole command")
 	fs.Parse(args)
-	if *mode != "fresh" && *mode != "refresh" {
+	if *mode != "fresh" && *mode != "refresh" && *mode != "post" {
 		return fmt.Errorf("rate: bad -path %q", *mode)
 	}
 	if *clients < 1 || *maxCalls < 1 {
@@ -877,6 +881,17 @@ func rate(args []string) error {
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				if calls.Add(1) > *maxCalls {
 					return
+				}
+				if *mode == "post" {
+					t := time.Now()
+					if _, _, err := r.open(ctx, *repo); err != nil {
+						nerr.Add(1)
+						firstErr.CompareAndSwap(nil, &err)
+						return
+					}
+					lat[i] = append(lat[i], time.Since(t))
+					done.Add(1)
+					continue
 				}
 				var loc *url.URL
 				d := sessions[i].digest
