@@ -2261,7 +2261,7 @@ static int parse_presign(struct rctx *c, s3d_buf *tmp)
 	int64_t url, ttl, sweep, maxblob, quota, part;
 	int rc;
 
-	if ((rc = bool_param(c, "presign", 1, &o->presign)) != S3D_OK ||
+	if ((rc = bool_param(c, "presign", 0, &o->presign)) != S3D_OK ||
 	    (rc = str_param(c, "sessionindex", tmp)) != S3D_OK)
 		return rc;
 	if (tmp->len == 0)

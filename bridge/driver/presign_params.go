@@ -32,7 +32,7 @@ type PresignConfig struct {
 func parsePresignConfig(p map[string]any) (*PresignConfig, error) {
 	var c PresignConfig
 	var err error
-	if c.Enabled, err = boolParam(p, "presign", true); err != nil {
+	if c.Enabled, err = boolParam(p, "presign", false); err != nil {
 		return nil, err
 	}
 	c.SessionIndex = stringParam(p, "sessionindex")

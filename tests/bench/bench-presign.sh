@@ -181,6 +181,7 @@ storage:
     forcepathstyle: true
     secure: false
     rootdirectory: $REGROOT
+    presign: true
     sessionindex: $OUT/sessions-$cell
     presignexpiry: 1h
     sessionttl: 24h

@@ -79,8 +79,8 @@ bench_s3_pid # S3_PID
 write_config() {
 	local drv=$1 addr=$2 file=$3 name root extra=""
 	case $drv in
-	s3direct) name=s3direct root=/s3direct extra="sessionindex: ${file%/*}/sessions-$drv" ;;
-	tuned) name=s3direct root=/s3direct-tuned extra="sessionindex: ${file%/*}/sessions-$drv,$TUNED" ;;
+	s3direct) name=s3direct root=/s3direct ;; # the s3 parameters only: a drop-in
+	tuned) name=s3direct root=/s3direct-tuned extra="$TUNED" ;;
 	s3aws) name=s3 root=/s3aws ;;
 	esac
 	{

@@ -286,7 +286,7 @@ static void test_defaults(void)
 	T_EQ_INT(32 << 20, cfg.driver.copy_part_size);
 	T_EQ_INT(8, cfg.driver.copy_concurrency);
 	T_EQ_INT(1200, cfg.driver.redirect_expires);
-	T_EQ_INT(1, cfg.presign);
+	T_EQ_INT(0, cfg.presign); /* off unless asked for: a drop-in for s3 */
 	T_EQ_STR("/var/lib/s3direct/sessions", cfg.service.index.path);
 	T_EQ_INT(3600, cfg.service.url_expires);
 	T_EQ_INT(86400, cfg.service.session_ttl);
@@ -331,7 +331,7 @@ static void test_every_parameter(void)
 			 "    connecttimeout: 1500ms\n"
 			 "    maxretries: 0\n"
 			 "    retrydeadline: 1h30m\n"
-			 "    presign: false\n"
+			 "    presign: true\n"
 			 "    sessionindex: relative/sessions\n"
 			 "    presignexpiry: 90\n"
 			 "    sessionttl: 1.5h\n"
@@ -357,7 +357,7 @@ static void test_every_parameter(void)
 	T_EQ_INT(1500, cfg.driver.client.connect_timeout_ms);
 	T_EQ_INT(0, cfg.driver.client.max_retries);
 	T_EQ_INT(5400000, cfg.driver.client.retry_deadline_ms);
-	T_EQ_INT(0, cfg.presign);
+	T_EQ_INT(1, cfg.presign);
 	T_EQ_STR("relative/sessions", cfg.service.index.path);
 	T_EQ_INT(90, cfg.service.url_expires);
 	T_EQ_INT(5400, cfg.service.session_ttl);

@@ -202,13 +202,16 @@ func TestConformance(t *testing.T) {
 	conformanceBinary(t) // fail early, before starting anything
 
 	bucket := makeBucket(t, e)
-	s3 := startRegistry(t, "s3direct", storageS3direct(e, bucket, "/conf-"+randHex(4)), regOptions{})
+	// presign on: the middleware in front of the stock app must not change
+	// what the suite sees
+	presign := "    presign: true\n"
+	s3 := startRegistry(t, "s3direct", storageS3direct(e, bucket, "/conf-"+randHex(4))+presign, regOptions{})
 	fs := startRegistry(t, "filesystem", storageFilesystem(filepath.Join(t.TempDir(), "fs-storage")), regOptions{})
 
 	// Two processes on one bucket and root, one http.secret.
 	root2, secret := "/conf2-"+randHex(4), randHex(32)
-	a := startRegistry(t, "s3direct-A", storageS3direct(e, bucket, root2), regOptions{Secret: secret})
-	b := startRegistry(t, "s3direct-B", storageS3direct(e, bucket, root2), regOptions{Secret: secret})
+	a := startRegistry(t, "s3direct-A", storageS3direct(e, bucket, root2)+presign, regOptions{Secret: secret})
+	b := startRegistry(t, "s3direct-B", storageS3direct(e, bucket, root2)+presign, regOptions{Secret: secret})
 	proxy := startProxy(t, a, b)
 
 	runs := []*conformanceRun{

@@ -135,7 +135,7 @@ func pushRegistry(t *testing.T, name, auth string) *pushEnv {
 	viaTap := e
 	viaTap.Endpoint = tap.URL
 	storage := storageS3direct(viaTap, bucket, "/push-"+randHex(4)) +
-		fmt.Sprintf("    presignpartsize: %d\n", pushPartSize)
+		"    presign: true\n" + fmt.Sprintf("    presignpartsize: %d\n", pushPartSize)
 	reg := startRegistry(t, name, storage, regOptions{Auth: auth})
 	return &pushEnv{reg: reg, tap: tap, s3d: buildBin(t, "s3d")}
 }
