@@ -94,6 +94,7 @@ static int check_numbers(s3d_driver_config *c, s3d_error *err)
 		c->part_size = DEFAULT_PART_SIZE;
 	if (c->parts_in_flight == 0)
 		c->parts_in_flight = DEFAULT_PARTS_IN_FLIGHT;
+
 	if (c->copy_threshold == 0)
 		c->copy_threshold = DEFAULT_COPY_THRESHOLD;
 	if (c->copy_part_size == 0)
@@ -107,6 +108,8 @@ static int check_numbers(s3d_driver_config *c, s3d_error *err)
 	if (c->parts_in_flight < 1 || c->parts_in_flight > MAX_PARTS_IN_FLIGHT)
 		return s3d_err_set(err, S3D_E_INVAL, "parts_in_flight must be 1 to %d",
 				   MAX_PARTS_IN_FLIGHT);
+	if (c->upload_memory == 0) /* what one writer needs at full overlap */
+		c->upload_memory = (int64_t)c->parts_in_flight * (int64_t)c->part_size;
 	if (c->copy_threshold < (int64_t)S3D_MIN_PART || c->copy_threshold > MAX_COPY_SIZE)
 		return s3d_err_set(err, S3D_E_INVAL, "copy_threshold must be 5 MiB to 5 GiB");
 	if (c->copy_part_size < (int64_t)S3D_MIN_PART || c->copy_part_size > MAX_COPY_SIZE)
@@ -233,6 +236,9 @@ int s3d_driver_new(const s3d_driver_config *cfg, s3d_driver **out, s3d_error *er
 		rc = check_numbers(&d->cfg, err);
 	if (rc == S3D_OK)
 		rc = copy_put_opts(d, &cfg->put, err);
+	if (rc == S3D_OK && d->cfg.upload_memory > 0 &&
+	    (rc = s3d_part_budget_new((size_t)d->cfg.upload_memory, &d->budget)) != S3D_OK)
+		s3d_err_set(err, rc, "out of memory");
 	if (rc == S3D_OK && (rc = s3d_client_new(&cfg->client, &d->client)) != S3D_OK)
 		s3d_err_set(err, rc, "invalid S3 client configuration (endpoint, credentials)");
 	if (rc == S3D_OK)
@@ -250,6 +256,7 @@ void s3d_driver_free(s3d_driver *d)
 	if (!d)
 		return;
 	s3d_client_free(d->client);
+	s3d_part_budget_free(d->budget);
 	free(d);
 }
 

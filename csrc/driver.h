@@ -21,6 +21,7 @@ struct s3d_driver {
 	char sse[32];
 	char sse_kms_key_id[256];
 	int tails_marked;       /* s3d_driver_mark_tails ran (atomic) */
+	s3d_part_budget *budget; /* the writers' shared part buffers, or NULL */
 };
 
 /* The put options every object of this driver carries (NULL fields unset). */

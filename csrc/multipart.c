@@ -4,6 +4,10 @@
  * slots each own an easy handle and an s3d_xfer; one more buffer fills while
  * the slots send. Buffers are allocated on first use and then recycled, so
  * memory stays at (max_in_flight + 1) * part_size however long the upload.
+ * With a shared budget (s3d_part_budget) only the first buffer is the
+ * upload's own: each further one is taken from the budget, and when the
+ * budget is spent the upload waits for one of its own parts to finish
+ * (it then sends one part at a time), never for another upload.
  */
 #include "multipart.h"
 
@@ -14,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +68,8 @@ struct s3d_mpu {
 	uint8_t **pool;          /* free part buffers */
 	int npool;
 	int nalloc;              /* buffers allocated (at most nslots + 1) */
+	s3d_part_budget *budget; /* NULL: none */
+	int nshared;             /* buffers taken from the budget */
 	uint8_t *fill;           /* the buffer being filled, or NULL */
 	size_t fill_len;
 	size_t mem, peak;
@@ -121,6 +128,71 @@ static int mpu_error(const s3d_mpu *m, s3d_error *err)
 	return m->rc;
 }
 
+/* ---- the shared budget ---- */
+
+struct s3d_part_budget {
+	pthread_mutex_t lock;
+	size_t avail;
+};
+
+int s3d_part_budget_new(size_t bytes, s3d_part_budget **out)
+{
+	s3d_part_budget *b;
+
+	if (!out)
+		return S3D_E_INVAL;
+	*out = NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return S3D_E_NOMEM;
+	if (pthread_mutex_init(&b->lock, NULL) != 0) {
+		free(b);
+		return S3D_E_NOMEM;
+	}
+	b->avail = bytes;
+	*out = b;
+	return S3D_OK;
+}
+
+void s3d_part_budget_free(s3d_part_budget *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+size_t s3d_part_budget_available(s3d_part_budget *b)
+{
+	size_t n;
+
+	if (!b)
+		return 0;
+	pthread_mutex_lock(&b->lock);
+	n = b->avail;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+static int budget_take(s3d_part_budget *b, size_t n)
+{
+	int ok;
+
+	pthread_mutex_lock(&b->lock);
+	ok = b->avail >= n;
+	if (ok)
+		b->avail -= n;
+	pthread_mutex_unlock(&b->lock);
+	return ok;
+}
+
+static void budget_give(s3d_part_budget *b, size_t n)
+{
+	pthread_mutex_lock(&b->lock);
+	b->avail += n;
+	pthread_mutex_unlock(&b->lock);
+}
+
 /* ---- part buffers: allocated lazily, then recycled ---- */
 
 /*
@@ -129,21 +201,32 @@ static int mpu_error(const s3d_mpu *m, s3d_error *err)
  * buffers in its arenas: a registry serving many short writers would hold
  * their peak forever.
  */
-static uint8_t *part_alloc(size_t n)
+uint8_t *s3d_part_buf_new(size_t n)
 {
 	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static void part_unmap(uint8_t *p, size_t n)
+void s3d_part_buf_free(uint8_t *p, size_t n)
 {
 	if (p)
 		munmap(p, n);
 }
 
+static void buf_count(s3d_mpu *m)
+{
+	m->nalloc++;
+	m->mem += m->part_size;
+	if (m->mem > m->peak)
+		m->peak = m->mem;
+}
+
+#define NO_SHARE 1 /* buf_get: the budget is spent, wait for a part of ours */
+
 static int buf_get(s3d_mpu *m, uint8_t **out)
 {
+	int shared;
 	uint8_t *p;
 
 	if (m->npool > 0) {
@@ -152,21 +235,36 @@ static int buf_get(s3d_mpu *m, uint8_t **out)
 	}
 	if (m->nalloc >= m->nslots + 1)
 		return S3D_E_TOOBIG; /* cannot happen: one filling + nslots sending */
-	p = part_alloc(m->part_size);
-	if (!p)
+	shared = m->budget && m->nalloc > 0;
+	if (shared && !budget_take(m->budget, m->part_size))
+		return NO_SHARE;
+	p = s3d_part_buf_new(m->part_size);
+	if (!p) {
+		if (shared)
+			budget_give(m->budget, m->part_size);
 		return S3D_E_NOMEM;
-	m->nalloc++;
-	m->mem += m->part_size;
-	if (m->mem > m->peak)
-		m->peak = m->mem;
+	}
+	m->nshared += shared;
+	buf_count(m);
 	*out = p;
 	return S3D_OK;
 }
 
+/* A buffer back from a part: kept for the next one, or, when one is kept
+ * already and this upload holds shares, returned to the budget. */
 static void buf_put(s3d_mpu *m, uint8_t *p)
 {
-	if (p)
-		m->pool[m->npool++] = p;
+	if (!p)
+		return;
+	if (m->nshared > 0 && m->npool > 0) {
+		s3d_part_buf_free(p, m->part_size);
+		m->nalloc--;
+		m->nshared--;
+		m->mem -= m->part_size;
+		budget_give(m->budget, m->part_size);
+		return;
+	}
+	m->pool[m->npool++] = p;
 }
 
 /* ---- slots ---- */
@@ -547,6 +645,7 @@ int s3d_mpu_new(s3d_client *c, const char *bucket, const char *key,
 	m->part_size = ps;
 	m->nslots = n;
 	m->checksum = cfg && cfg->checksum_sha256;
+	m->budget = cfg ? cfg->budget : NULL;
 	m->next_number = upload_id ? first_part : 1;
 	s3d_buf_init(&m->upload_id, UPLOAD_ID_MAX);
 	rc = mpu_alloc(m, bucket, key);
@@ -574,6 +673,20 @@ int s3d_mpu_buffer(s3d_mpu *m, uint8_t **p, size_t *room, s3d_error *err)
 		return s3d_err_set(err, S3D_E_INVAL, "missing out parameter");
 	if (!m->fill) {
 		rc = buf_get(m, &m->fill);
+		while (rc == NO_SHARE && m->rc == S3D_OK) {
+			/* every buffer of ours is in a slot: one comes back */
+			long timeout = mpu_pump(m);
+
+			if (m->rc != S3D_OK || (rc = buf_get(m, &m->fill)) != NO_SHARE)
+				break;
+			mpu_poll(m, timeout);
+		}
+		if (m->rc != S3D_OK) {
+			if (m->fill)
+				buf_put(m, m->fill);
+			m->fill = NULL;
+			return mpu_error(m, err);
+		}
 		if (rc != S3D_OK) {
 			m->fill = NULL;
 			mpu_fail_local(m, rc, "cannot allocate a part buffer");
@@ -584,6 +697,24 @@ int s3d_mpu_buffer(s3d_mpu *m, uint8_t **p, size_t *room, s3d_error *err)
 	*p = m->fill + m->fill_len;
 	*room = m->part_size - m->fill_len;
 	return S3D_OK;
+}
+
+int s3d_mpu_adopt(s3d_mpu *m, uint8_t *buf, size_t len, s3d_error *err)
+{
+	int rc = mpu_usable(m, err);
+
+	if (rc == S3D_OK && (!buf || len > m->part_size || m->nalloc > 0)) {
+		rc = S3D_E_INVAL;
+		s3d_err_set(err, rc, "adopt: a buffer of at most one part, before any other");
+	}
+	if (rc != S3D_OK) {
+		s3d_part_buf_free(buf, m ? m->part_size : 0);
+		return rc;
+	}
+	buf_count(m); /* the upload's own buffer */
+	m->fill = buf;
+	m->fill_len = len;
+	return len == m->part_size ? mpu_submit(m, err) : S3D_OK;
 }
 
 int s3d_mpu_commit(s3d_mpu *m, size_t n, s3d_error *err)
@@ -723,8 +854,10 @@ void s3d_mpu_free(s3d_mpu *m)
 		s3d_client_easy_put(m->c, m->slots[i].easy);
 	}
 	for (i = 0; m->pool && i < m->npool; i++)
-		part_unmap(m->pool[i], m->part_size);
-	part_unmap(m->fill, m->part_size);
+		s3d_part_buf_free(m->pool[i], m->part_size);
+	s3d_part_buf_free(m->fill, m->part_size);
+	if (m->budget && m->nshared > 0)
+		budget_give(m->budget, (size_t)m->nshared * m->part_size);
 	if (m->multi)
 		curl_multi_cleanup(m->multi);
 	s3d_buf_cleanup(&m->upload_id);

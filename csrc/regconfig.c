@@ -1529,7 +1529,7 @@ static const char *const known_params[] = {
 	"multipartcopychunksize", "multipartcopymaxconcurrency",
 	"multipartcopythresholdsize", "rootdirectory", "storageclass", "useragent",
 	"usedualstack", "accelerate", "usefipsendpoint", "objectacl", "loglevel",
-	"partsinflight", "connecttimeout", "maxretries", "retrydeadline",
+	"partsinflight", "uploadmemory", "connecttimeout", "maxretries", "retrydeadline",
 	"presign", "sessionindex", "presignexpiry", "sessionttl", "sweepinterval",
 	"maxblobsize", "repoquota", "presignpartsize",
 };
@@ -2225,7 +2225,7 @@ static int parse_bools(struct rctx *c, struct bools *b)
 static int parse_numbers(struct rctx *c)
 {
 	s3d_driver_config *d = &c->out->driver;
-	int64_t chunk, copy_chunk, copy_conc, copy_thr, in_flight, retries, conn, deadline;
+	int64_t chunk, copy_chunk, copy_conc, copy_thr, in_flight, upmem, retries, conn, deadline;
 	int rc;
 
 	if ((rc = int_param(c, "chunksize", 10 * MIB, 5 * MIB, 5120 * MIB, &chunk)) != S3D_OK ||
@@ -2235,17 +2235,21 @@ static int parse_numbers(struct rctx *c)
 	    (rc = int_param(c, "multipartcopythresholdsize", 32 * MIB, 0, 5120 * MIB,
 			    &copy_thr)) != S3D_OK ||
 	    (rc = int_param(c, "partsinflight", 2, 1, 64, &in_flight)) != S3D_OK ||
+
 	    (rc = int_param(c, "maxretries", 6, 0, 100, &retries)) != S3D_OK ||
 	    (rc = dur_param(c, "connecttimeout", 10 * NS_PER_S, NS_PER_MS, 600 * NS_PER_S,
 			    &conn)) != S3D_OK ||
 	    (rc = dur_param(c, "retrydeadline", 120 * NS_PER_S, NS_PER_S, 86400 * NS_PER_S,
 			    &deadline)) != S3D_OK)
 		return rc;
+	if ((rc = int_param(c, "uploadmemory", in_flight * chunk, 0, INT64_MAX, &upmem)) != S3D_OK)
+		return rc;
 	d->part_size = (size_t)chunk;
 	d->copy_part_size = copy_chunk;
 	d->copy_concurrency = (int)(copy_conc > 64 ? 64 : copy_conc);
 	d->copy_threshold = copy_thr < 5 * MIB ? 5 * MIB : copy_thr;
 	d->parts_in_flight = (int)in_flight;
+	d->upload_memory = upmem ? upmem : -1; /* 0: no shared limit */
 	d->client.max_retries = (int)retries;
 	d->client.retry_base_ms = 100; /* so that max_retries 0 means none */
 	d->client.connect_timeout_ms = (long)(conn / NS_PER_MS);

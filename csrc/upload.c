@@ -35,7 +35,6 @@
 #define STAMP_MAX (ID_MAX + 32)
 #define UPLOADS_MAX 10000         /* uploads of one key tracked at open */
 #define COPY_PART_MAX ((int64_t)5 * 1024 * 1024 * 1024) /* UploadPartCopy limit */
-#define PEND_MIN_CAP (64u * 1024u)
 #define DEFAULT_PART (10u * 1024u * 1024u)
 #define DEFAULT_IN_FLIGHT 2
 
@@ -112,24 +111,20 @@ static int check_state(const s3d_writer *w, const char *op, s3d_error *err)
 
 /* ---- pend ---- */
 
+/*
+ * pend is one part buffer (s3d_part_buf_new(part_size)), mapped at the first
+ * byte: only the pages written become resident, and a full pend is handed
+ * to the upload as its first part buffer instead of being copied.
+ */
 static int pend_append(struct pend *b, const void *p, size_t n)
 {
-	size_t ncap;
-	uint8_t *q;
-
 	if (n > b->max - b->len)
 		return S3D_E_TOOBIG;
-	if (b->len + n > b->cap) {
-		ncap = b->cap ? b->cap : PEND_MIN_CAP;
-		while (ncap < b->len + n)
-			ncap = ncap > b->max / 2 ? b->max : ncap * 2;
-		if (ncap > b->max)
-			ncap = b->max;
-		q = realloc(b->ptr, ncap);
-		if (!q)
+	if (!b->ptr && n) {
+		b->ptr = s3d_part_buf_new(b->max);
+		if (!b->ptr)
 			return S3D_E_NOMEM;
-		b->ptr = q;
-		b->cap = ncap;
+		b->cap = b->max;
 	}
 	if (n)
 		memcpy(b->ptr + b->len, p, n);
@@ -139,7 +134,7 @@ static int pend_append(struct pend *b, const void *p, size_t n)
 
 static void pend_free(struct pend *b)
 {
-	free(b->ptr);
+	s3d_part_buf_free(b->ptr, b->cap);
 	b->ptr = NULL;
 	b->len = b->cap = 0;
 }
@@ -151,7 +146,7 @@ static int pend_sink(void *ud, const uint8_t *p, size_t n)
 
 static void note_memory(s3d_writer *w)
 {
-	size_t m = w->pend.cap + s3d_mpu_peak_memory(w->mpu);
+	size_t m = w->pend.len + s3d_mpu_peak_memory(w->mpu);
 
 	if (m > w->peak)
 		w->peak = m;
@@ -520,13 +515,18 @@ static int mpu_put(s3d_writer *w, const uint8_t *p, size_t n, int count, s3d_err
 	return rc;
 }
 
-/* Hands pend to the mpu and lets it go. */
+/* Hands pend's buffer to the (new) mpu as its first part buffer. */
 static int pend_to_mpu(s3d_writer *w, s3d_error *err)
 {
+	size_t n = w->pend.len;
 	int rc = S3D_OK;
 
-	if (w->pend.len)
-		rc = mpu_put(w, w->pend.ptr, w->pend.len, 0, err);
+	if (w->pend.ptr) {
+		rc = s3d_mpu_adopt(w->mpu, w->pend.ptr, n, err); /* takes the buffer */
+		w->pend.ptr = NULL;
+		if (rc == S3D_OK)
+			account(w, n);
+	}
 	note_memory(w);
 	pend_free(&w->pend);
 	return rc;
@@ -732,6 +732,7 @@ int s3d_writer_open(s3d_driver *d, const char *path, int append, s3d_writer **ou
 	w->mcfg.max_in_flight = d->cfg.parts_in_flight > 0 ? d->cfg.parts_in_flight
 							   : DEFAULT_IN_FLIGHT;
 	w->mcfg.put_opts = s3d_driver_put_opts(d);
+	w->mcfg.budget = d->budget;
 	w->pend.max = w->mcfg.part_size;
 	rc = s3d_driver_key(d, path, &w->key);
 	if (rc != S3D_OK)
@@ -800,7 +801,7 @@ size_t s3d_writer_peak_memory(const s3d_writer *w)
 
 	if (!w)
 		return 0;
-	m = w->pend.cap + s3d_mpu_peak_memory(w->mpu);
+	m = w->pend.len + s3d_mpu_peak_memory(w->mpu);
 	return m > w->peak ? m : w->peak;
 }
 

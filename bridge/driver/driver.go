@@ -197,6 +197,10 @@ func (p *params) driverConfig(cfg *C.s3d_driver_config, cs *cstrings) {
 	cfg.put.sse_kms_key_id = cs.str(p.sseKMSKeyID, true)
 	cfg.part_size = C.size_t(p.chunkSize)
 	cfg.parts_in_flight = C.int(p.partsInFlight)
+	cfg.upload_memory = C.int64_t(p.uploadMemory)
+	if p.uploadMemory == 0 {
+		cfg.upload_memory = -1 // no shared limit (0 is the engine's default)
+	}
 	cfg.copy_threshold = C.int64_t(p.copyThreshold)
 	cfg.copy_part_size = C.int64_t(p.copyChunkSize)
 	cfg.copy_concurrency = C.int(p.copyConcurrency)

@@ -574,7 +574,7 @@ func TestParametersDefaults(t *testing.T) {
 		accessKey: "a", secretKey: "s", credSource: "parameters", bucket: "bkt", region: "eu-west-1",
 		endpoint: "https://s3.eu-west-1.amazonaws.com", virtualHosted: true,
 		storageClass: "STANDARD", chunkSize: 10 << 20, copyChunkSize: 32 << 20,
-		copyConcurrency: 8, copyThreshold: 32 << 20, partsInFlight: 2,
+		copyConcurrency: 8, copyThreshold: 32 << 20, partsInFlight: 2, uploadMemory: 20 << 20,
 		connectTimeout: 10 * time.Second, maxRetries: 6, retryDeadline: 2 * time.Minute,
 		logLevel: "off",
 	}

@@ -70,7 +70,7 @@ var knownParameters = []string{
 	"multipartcopychunksize", "multipartcopymaxconcurrency",
 	"multipartcopythresholdsize", "rootdirectory", "storageclass", "useragent",
 	"usedualstack", "accelerate", "usefipsendpoint", "objectacl", "loglevel",
-	"partsinflight", "connecttimeout", "maxretries", "retrydeadline",
+	"partsinflight", "uploadmemory", "connecttimeout", "maxretries", "retrydeadline",
 	// presigned uploads (bridge/middleware; see presign_params.go)
 	"presign", "sessionindex", "presignexpiry", "sessionttl", "sweepinterval",
 	"maxblobsize", "repoquota", "presignpartsize",
@@ -112,6 +112,7 @@ type params struct {
 	copyConcurrency int64
 	copyThreshold   int64
 	partsInFlight   int64
+	uploadMemory    int64 // 0: no shared limit
 
 	connectTimeout time.Duration
 	maxRetries     int64
@@ -204,6 +205,11 @@ func parseParameters(p map[string]any) (*params, error) {
 	}
 	o.copyThreshold = max(o.copyThreshold, minCopyThreshold)
 	if o.partsInFlight, err = intParam(p, "partsinflight", defaultPartsInFlight, 1, maxPartsInFlight); err != nil {
+		return nil, err
+	}
+	// part buffers the writers share beyond one chunksize each; by default
+	// what one writer needs to keep partsinflight parts going
+	if o.uploadMemory, err = intParam(p, "uploadmemory", o.partsInFlight*o.chunkSize, 0, math.MaxInt64); err != nil {
 		return nil, err
 	}
 	if o.maxRetries, err = intParam(p, "maxretries", defaultMaxRetries, 0, maxMaxRetries); err != nil {

@@ -414,11 +414,23 @@ int s3d_create_bucket(s3d_client *c, const char *bucket, s3d_error *err);
 /* Parallel multipart upload (multipart.c)                                  */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Part buffer memory shared by uploads (s3d_mpu_config.budget): an upload's
+ * first part buffer is its own, every further one takes part_size bytes of
+ * the budget until it is freed. An upload that finds the budget spent sends
+ * its parts one at a time instead of waiting for other uploads.
+ */
+typedef struct s3d_part_budget s3d_part_budget;
+int s3d_part_budget_new(size_t bytes, s3d_part_budget **out);
+void s3d_part_budget_free(s3d_part_budget *b); /* no upload may still use it */
+size_t s3d_part_budget_available(s3d_part_budget *b);
+
 typedef struct s3d_mpu_config {
 	size_t part_size;     /* default 16 MiB; at least 5 MiB (except the last) */
 	int max_in_flight;    /* parts uploading at once; default 4 */
 	int checksum_sha256;  /* send x-amz-checksum-sha256 with every part */
 	const s3d_put_opts *put_opts; /* for CreateMultipartUpload */
+	s3d_part_budget *budget; /* NULL: each upload holds up to max_in_flight + 1 buffers */
 } s3d_mpu_config;
 
 typedef struct s3d_mpu s3d_mpu;
@@ -492,6 +504,11 @@ typedef struct s3d_driver_config {
 	s3d_put_opts put;          /* storage class, ACL, SSE for every object */
 	size_t part_size;          /* writer part size (chunksize); default 10 MiB, >= 5 MiB */
 	int parts_in_flight;       /* writer parts uploading at once; default 2 */
+	/* part buffers the writers share beyond one part_size buffer each
+	 * (s3d_part_budget); 0: default parts_in_flight * part_size (one writer
+	 * at full overlap); < 0: no shared limit, each writer holds up to
+	 * (parts_in_flight + 1) * part_size */
+	int64_t upload_memory;
 	int64_t copy_threshold;    /* Move: single CopyObject up to this; default 32 MiB */
 	int64_t copy_part_size;    /* Move: UploadPartCopy part size; default 32 MiB */
 	int copy_concurrency;      /* Move: parts copied at once; default 8 */

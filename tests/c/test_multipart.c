@@ -357,6 +357,133 @@ static void test_irregular_writes_within_window(void)
 	s3d_client_free(c);
 }
 
+/*
+ * A shared budget: each upload's first buffer is its own, further ones come
+ * from the budget and go back to it. Budget of one part, 4 slots: at most 2
+ * buffers, so at most 2 parts in flight; budget 0: one part at a time. Two
+ * uploads share one budget, and it is whole again after both.
+ */
+static void budget_upload(s3d_client *c, s3d_part_budget *b, const char *key,
+			  const uint8_t *data, size_t total, size_t max_mem, int max_flight)
+{
+	s3d_mpu_config cfg = { .part_size = PART, .max_in_flight = 4, .budget = b };
+	s3d_mpu *m = NULL;
+	s3d_error err;
+	size_t off;
+
+	s3d_error_clear(&err);
+	T_REQUIRE(s3d_mpu_new(c, bucket, key, NULL, 0, &cfg, &m, &err) == S3D_OK);
+	for (off = 0; off < total; off += MiB + 7)
+		T_EQ_INT(S3D_OK, s3d_mpu_write(m, data + off, total - off < MiB + 7 ? total - off : MiB + 7,
+					       &err));
+	T_EQ_INT(S3D_OK, s3d_mpu_complete(m, NULL, 0, NULL, &err));
+	fprintf(stderr, "  %s: peak %zu bytes (bound %zu), %d in flight (bound %d)\n", key,
+		s3d_mpu_peak_memory(m), max_mem, s3d_mpu_in_flight_peak(m), max_flight);
+	T_TRUE(s3d_mpu_peak_memory(m) >= PART && s3d_mpu_peak_memory(m) <= max_mem);
+	T_TRUE(s3d_mpu_in_flight_peak(m) >= 1 && s3d_mpu_in_flight_peak(m) <= max_flight);
+	s3d_mpu_free(m);
+	check_object(c, key, data, total);
+}
+
+static void test_shared_budget(void)
+{
+	const size_t total = 6 * PART + 12345;
+	s3d_part_budget *one = NULL, *none = NULL;
+	s3d_mpu_config cfg = { .part_size = PART, .max_in_flight = 4 };
+	s3d_client *c = client();
+	uint8_t *data = malloc(total);
+	s3d_mpu *m1 = NULL, *m2 = NULL;
+	s3d_error err;
+	size_t off;
+
+	T_REQUIRE(c && data);
+	t_fill_pattern(data, total, 0, 9);
+	T_EQ_INT(S3D_E_INVAL, s3d_part_budget_new(PART, NULL));
+	T_EQ_INT(0, s3d_part_budget_available(NULL));
+	T_REQUIRE(s3d_part_budget_new(PART, &one) == S3D_OK);
+	T_REQUIRE(s3d_part_budget_new(0, &none) == S3D_OK);
+	budget_upload(c, one, "budget/one", data, total, 2 * (size_t)PART, 2);
+	T_EQ_INT(PART, s3d_part_budget_available(one));
+	budget_upload(c, none, "budget/none", data, total, PART, 1);
+	T_EQ_INT(0, s3d_part_budget_available(none));
+
+	/* two uploads, one share between them, written in turns */
+	cfg.budget = one;
+	s3d_error_clear(&err);
+	T_REQUIRE(s3d_mpu_new(c, bucket, "budget/a", NULL, 0, &cfg, &m1, &err) == S3D_OK);
+	T_REQUIRE(s3d_mpu_new(c, bucket, "budget/b", NULL, 0, &cfg, &m2, &err) == S3D_OK);
+	for (off = 0; off < total; off += PART / 2) {
+		size_t n = total - off < PART / 2 ? total - off : PART / 2;
+
+		T_EQ_INT(S3D_OK, s3d_mpu_write(m1, data + off, n, &err));
+		T_EQ_INT(S3D_OK, s3d_mpu_write(m2, data + off, n, &err));
+		T_TRUE(s3d_mpu_peak_memory(m1) + s3d_mpu_peak_memory(m2) <= 4 * (size_t)PART);
+	}
+	T_EQ_INT(S3D_OK, s3d_mpu_complete(m1, NULL, 0, NULL, &err));
+	T_EQ_INT(S3D_OK, s3d_mpu_complete(m2, NULL, 0, NULL, &err));
+	/* together never more than their own buffers and the one share */
+	fprintf(stderr, "  two uploads: in flight %d and %d\n", s3d_mpu_in_flight_peak(m1),
+		s3d_mpu_in_flight_peak(m2));
+	T_TRUE(s3d_mpu_in_flight_peak(m1) + s3d_mpu_in_flight_peak(m2) <= 4);
+	s3d_mpu_free(m1);
+	s3d_mpu_free(m2);
+	T_EQ_INT(PART, s3d_part_budget_available(one));
+	check_object(c, "budget/a", data, total);
+	check_object(c, "budget/b", data, total);
+	/* an aborted upload gives its share back too */
+	T_REQUIRE(s3d_mpu_new(c, bucket, "budget/abort", NULL, 0, &cfg, &m1, &err) == S3D_OK);
+	T_EQ_INT(S3D_OK, s3d_mpu_write(m1, data, 3 * PART, &err));
+	T_EQ_INT(S3D_OK, s3d_mpu_abort(m1, &err));
+	s3d_mpu_free(m1);
+	T_EQ_INT(PART, s3d_part_budget_available(one));
+	T_EQ_INT(0, uploads_for(c, "budget/abort"));
+	s3d_part_budget_free(one);
+	s3d_part_budget_free(none);
+	s3d_part_budget_free(NULL);
+	free(data);
+	s3d_client_free(c);
+}
+
+/* A filled buffer handed over (no copy) becomes the upload's first part. */
+static void test_adopt(void)
+{
+	s3d_mpu_config cfg = { .part_size = PART, .max_in_flight = 2 };
+	const size_t total = PART + 3 * MiB;
+	s3d_client *c = client();
+	uint8_t *data = malloc(total), *buf = s3d_part_buf_new(PART), *extra;
+	s3d_mpu *m = NULL;
+	s3d_error err;
+
+	T_REQUIRE(c && data && buf);
+	t_fill_pattern(data, total, 0, 4);
+	memcpy(buf, data, PART);
+	s3d_error_clear(&err);
+	T_REQUIRE(s3d_mpu_new(c, bucket, "adopt/full", NULL, 0, &cfg, &m, &err) == S3D_OK);
+	T_EQ_INT(S3D_OK, s3d_mpu_adopt(m, buf, PART, &err)); /* full: sent at once */
+	T_EQ_INT(S3D_OK, s3d_mpu_write(m, data + PART, total - PART, &err));
+	/* only before the upload has a buffer; the buffer is freed either way */
+	extra = s3d_part_buf_new(PART);
+	T_REQUIRE(extra != NULL);
+	T_EQ_INT(S3D_E_INVAL, s3d_mpu_adopt(m, extra, 1, &err));
+	T_EQ_INT(S3D_OK, s3d_mpu_complete(m, NULL, 0, NULL, &err));
+	T_TRUE(s3d_mpu_peak_memory(m) <= 3 * (size_t)PART);
+	s3d_mpu_free(m);
+	check_object(c, "adopt/full", data, total);
+
+	buf = s3d_part_buf_new(PART); /* a partly filled one: the rest follows */
+	T_REQUIRE(buf != NULL);
+	memcpy(buf, data, 1000);
+	T_REQUIRE(s3d_mpu_new(c, bucket, "adopt/partial", NULL, 0, &cfg, &m, &err) == S3D_OK);
+	T_EQ_INT(S3D_OK, s3d_mpu_adopt(m, buf, 1000, &err));
+	T_EQ_INT(S3D_OK, s3d_mpu_write(m, data + 1000, total - 1000, &err));
+	T_EQ_INT(S3D_OK, s3d_mpu_complete(m, NULL, 0, NULL, &err));
+	s3d_mpu_free(m);
+	check_object(c, "adopt/partial", data, total);
+	T_EQ_INT(S3D_E_INVAL, s3d_mpu_adopt(NULL, NULL, 1, &err));
+	free(data);
+	s3d_client_free(c);
+}
+
 /* Two parts sent and persisted by one handle; a second handle continues the
  * same upload from part 3 with the parts ListParts reports. Parts carry
  * x-amz-checksum-sha256 (the server checks each one). */
@@ -516,6 +643,8 @@ int main(void)
 	T_RUN(test_abort_leaves_nothing);
 	T_RUN(test_part_retries);
 	T_RUN(test_irregular_writes_within_window);
+	T_RUN(test_shared_budget);
+	T_RUN(test_adopt);
 	T_RUN(test_resume_with_checksums);
 	T_RUN(test_empty_upload);
 	T_RUN(test_upload_file_small);

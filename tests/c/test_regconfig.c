@@ -282,6 +282,7 @@ static void test_defaults(void)
 	       cfg.driver.put.sse_kms_key_id == NULL);
 	T_EQ_INT(10 << 20, cfg.driver.part_size);
 	T_EQ_INT(2, cfg.driver.parts_in_flight);
+	T_EQ_INT(20 << 20, cfg.driver.upload_memory); /* partsinflight x chunksize */
 	T_EQ_INT(32 << 20, cfg.driver.copy_threshold);
 	T_EQ_INT(32 << 20, cfg.driver.copy_part_size);
 	T_EQ_INT(8, cfg.driver.copy_concurrency);
@@ -328,6 +329,7 @@ static void test_every_parameter(void)
 			 "    objectacl: bucket-owner-full-control\n"
 			 "    loglevel: DebugWithSigning\n"
 			 "    partsinflight: 4\n"
+			 "    uploadmemory: 0\n"
 			 "    connecttimeout: 1500ms\n"
 			 "    maxretries: 0\n"
 			 "    retrydeadline: 1h30m\n"
@@ -354,6 +356,7 @@ static void test_every_parameter(void)
 	T_EQ_STR("bucket-owner-full-control", cfg.driver.put.acl);
 	T_EQ_STR("debugwithsigning", cfg.log_level);
 	T_EQ_INT(4, cfg.driver.parts_in_flight);
+	T_EQ_INT(-1, cfg.driver.upload_memory); /* 0: no shared limit */
 	T_EQ_INT(1500, cfg.driver.client.connect_timeout_ms);
 	T_EQ_INT(0, cfg.driver.client.max_retries);
 	T_EQ_INT(5400000, cfg.driver.client.retry_deadline_ms);
@@ -389,6 +392,7 @@ static void test_bad_values(void)
 	T_BAD(S3D_E_INVAL, "must be an integer, 6291456.5 invalid", NULL, BASE "    chunksize: 6291456.5\n");
 	T_BAD(S3D_E_INVAL, "partsinflight: 65 should be a number between 1 and 64", NULL,
 	      BASE "    partsinflight: 65\n");
+	T_BAD(S3D_E_INVAL, "uploadmemory: -1 should be", NULL, BASE "    uploadmemory: -1\n");
 	T_BAD(S3D_E_INVAL, "maxretries: -1 should be", NULL, BASE "    maxretries: -1\n");
 	T_BAD(S3D_E_INVAL, "maxblobsize: must be an integer, 9223372036854775808 invalid", NULL,
 	      BASE "    maxblobsize: 9223372036854775808\n");
