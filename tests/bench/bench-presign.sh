@@ -275,6 +275,18 @@ run_push() { # FLOW RUN
 		"$(tail -1 "$PUSH" | awk '{printf "%7.3f s %7.1f MiB/s; registry: %s CPU-s/GiB, received %s bytes in %s requests, read() %s bytes; S3 server %s CPU-s/GiB", $3, $4, $5, $6, $11, $7, $8}')"
 }
 
+# Warm-up, untimed: the S3 server's first writes into its fresh data
+# directory cost it about twice the CPU of later ones, which would tax
+# whichever push cell runs first. One round of the ceiling flow.
+warm_push() {
+	echo "   warm-up: one untimed round of plain PUTs"
+	if ! "$PB" push -flow ceiling -files "$BLOBS/push" -count "$PUSH_N" -s3 "$EP" -bucket "$BUCKET" \
+		-prefix warm-up >"$OUT/push-warm-up.txt" 2>&1; then
+		fail_cell "push warm-up" "$OUT/push-warm-up.txt"
+	fi
+	clean_bucket
+}
+
 # ---- 2. finalize -----------------------------------------------------------------------
 run_finalize() { # MODE MIB RUN [warm]
 	local mode=$1 mib=$2 run=$3 out dest=$FIN
@@ -314,6 +326,7 @@ run_rate() { # AUTH PATH RUN
 
 for ((run = 1; run <= RUNS; run++)); do
 	if has_part push; then
+		((run == 1)) && warm_push
 		for flow in $FLOWS; do
 			run_push "$flow" "$run"
 		done
