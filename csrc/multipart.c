@@ -204,10 +204,12 @@ static void budget_give(s3d_part_budget *b, size_t n)
 /*
  * Part buffers are filled once per part, so the page faults of fresh memory
  * (one per 4 KiB: a quarter of the registry's CPU when PATCH writers come and
- * go) are worth avoiding: the buffer is aligned to 2 MiB and offered to the
- * kernel for transparent huge pages (best effort: a kernel without them, or
- * set to "never", keeps 4 KiB pages). Pages still become resident only as
- * they are written, 2 MiB at a time.
+ * go) are worth avoiding: the buffer is aligned to 2 MiB so that it can be
+ * offered to the kernel for transparent huge pages (s3d_part_buf_huge; best
+ * effort: a kernel without them, or set to "never", keeps 4 KiB pages).
+ * Pages become resident only as they are written; with huge pages, 2 MiB at
+ * a time, which is why a writer offers its first buffer only once it holds
+ * more than that (a small blob costs 4 KiB pages, not 2 MiB).
  */
 #define HUGE_PAGE ((size_t)2 << 20)
 
@@ -229,8 +231,13 @@ uint8_t *s3d_part_buf_new(size_t n)
 		munmap(p, head);
 	if (HUGE_PAGE - head)
 		munmap(a + rn, HUGE_PAGE - head);
-	(void)madvise(a, rn, MADV_HUGEPAGE);
 	return a;
+}
+
+void s3d_part_buf_huge(uint8_t *p, size_t n)
+{
+	if (p && n)
+		(void)madvise(p, n, MADV_HUGEPAGE);
 }
 
 void s3d_part_buf_free(uint8_t *p, size_t n)
@@ -264,6 +271,7 @@ static int buf_get(s3d_mpu *m, uint8_t **out)
 	if (shared && !budget_take(m->budget, m->part_size))
 		return NO_SHARE;
 	p = s3d_part_buf_new(m->part_size);
+	s3d_part_buf_huge(p, m->part_size); /* an upload's buffers fill whole */
 	if (!p) {
 		if (shared)
 			budget_give(m->budget, m->part_size);

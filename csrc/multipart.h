@@ -34,11 +34,14 @@ int s3d_mpu_commit(s3d_mpu *m, size_t n, s3d_error *err);
  */
 uint8_t *s3d_part_buf_new(size_t n);
 void s3d_part_buf_free(uint8_t *p, size_t n);
+/* Offers the buffer for transparent huge pages (best effort): pages written
+ * afterwards become resident 2 MiB at a time. */
+void s3d_part_buf_huge(uint8_t *p, size_t n);
 /*
  * Hands buf (from s3d_part_buf_new(part_size), len bytes filled) to a new
  * upload as its filling buffer, instead of copying it: only before the
- * upload has a buffer. A full one is sent at once. buf belongs to m from
- * the call on, whatever it returns.
+ * upload has a buffer. A full one is sent at once. buf belongs to m (which
+ * must not be NULL) from the call on, whatever it returns.
  */
 int s3d_mpu_adopt(s3d_mpu *m, uint8_t *buf, size_t len, s3d_error *err);
 /* Most part transfers seen in flight at once (tests check the window). */

@@ -601,22 +601,29 @@ static int presign_once(s3d_service *svc, const struct preq *p, s3d_presign_resu
 	return rc == S3D_OK ? S3D_PENDING : rc;
 }
 
-int s3d_service_presign_start(s3d_service *svc, const s3d_presign_request *rq,
-			      s3d_presign_result *out, s3d_error *err)
+/* A presign attempt (out->attempt counts them). */
+static int presign_attempt(s3d_service *svc, const s3d_presign_request *rq,
+			   s3d_presign_result *out, s3d_error *err)
 {
 	struct preq p;
-	int rc;
+	int rc = check_request(rq, &p, err);
 
-	if (!svc || !rq || !out)
-		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
-	if (out->pending)
-		return s3d_err_set(err, S3D_E_INVAL, "a presign is pending on this result");
-	rc = check_request(rq, &p, err);
 	if (rc == S3D_OK)
 		rc = presign_once(svc, &p, out, err);
 	if (rc == S3D_OK)
 		rc = sign_urls(svc, &out->session, &p, out, err);
 	return rc;
+}
+
+int s3d_service_presign_start(s3d_service *svc, const s3d_presign_request *rq,
+			      s3d_presign_result *out, s3d_error *err)
+{
+	if (!svc || !rq || !out)
+		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
+	if (out->pending)
+		return s3d_err_set(err, S3D_E_INVAL, "a presign is pending on this result");
+	out->attempt = 0;
+	return presign_attempt(svc, rq, out, err);
 }
 
 int s3d_service_presign_resume(s3d_service *svc, const s3d_presign_request *rq,
@@ -633,8 +640,7 @@ int s3d_service_presign_resume(s3d_service *svc, const s3d_presign_request *rq,
 	out->pending = NULL;
 	if (rc == S3D_E_CONFLICT && ++out->attempt < PRESIGN_ATTEMPTS) {
 		/* changed since the lookup: one more look */
-		out->session.uuid[0] = 0;
-		return s3d_service_presign_start(svc, rq, out, err);
+		return presign_attempt(svc, rq, out, err);
 	}
 	if (rc == S3D_E_CONFLICT)
 		return s3d_err_set(err, rc, "the upload session changed concurrently; try again");

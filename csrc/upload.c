@@ -37,6 +37,7 @@
 #define COPY_PART_MAX ((int64_t)5 * 1024 * 1024 * 1024) /* UploadPartCopy limit */
 #define DEFAULT_PART (10u * 1024u * 1024u)
 #define DEFAULT_IN_FLIGHT 2
+#define PEND_HUGE_AFTER ((size_t)2 << 20)
 
 enum wstate { W_OPEN, W_CLOSED, W_COMMITTED, W_CANCELLED };
 
@@ -126,6 +127,9 @@ static int pend_append(struct pend *b, const void *p, size_t n)
 			return S3D_E_NOMEM;
 		b->cap = b->max;
 	}
+	/* huge pages only for a writer past 2 MiB: small blobs stay 4 KiB pages */
+	if (b->len <= PEND_HUGE_AFTER && b->len + n > PEND_HUGE_AFTER)
+		s3d_part_buf_huge(b->ptr, b->cap);
 	if (n)
 		memcpy(b->ptr + b->len, p, n);
 	b->len += n;
@@ -527,8 +531,8 @@ static int pend_to_mpu(s3d_writer *w, s3d_error *err)
 		if (rc == S3D_OK)
 			account(w, n);
 	}
-	note_memory(w);
 	pend_free(&w->pend);
+	note_memory(w); /* the adopted buffer now counts in the mpu's memory */
 	return rc;
 }
 

@@ -46,11 +46,13 @@ type commitWaiter struct {
 }
 
 func newCommitWaiter(ix *C.s3d_index) (*commitWaiter, error) {
-	fd, err := syscall.Dup(int(C.s3d_index_notify_fd(ix)))
-	if err != nil {
-		return nil, fmt.Errorf("commit notifications: %w", err)
+	// dup with close-on-exec in one step: no child process inherits it
+	r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(C.s3d_index_notify_fd(ix)),
+		syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return nil, fmt.Errorf("commit notifications: %w", errno)
 	}
-	syscall.CloseOnExec(fd)
+	fd := int(r)
 	// the pipe is non-blocking: os.NewFile makes it pollable
 	w := &commitWaiter{ix: ix, f: os.NewFile(uintptr(fd), "s3direct-commits"),
 		done: make(chan struct{}), ch: make(chan struct{})}

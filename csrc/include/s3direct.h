@@ -707,6 +707,7 @@ int s3d_index_put(s3d_index *ix, const s3d_session *s, unsigned from_mask,
 typedef struct s3d_index_op s3d_index_op;
 int s3d_index_put_start(s3d_index *ix, const s3d_session *s, unsigned from_mask,
 			s3d_index_op **op, uint64_t *ticket, s3d_error *err);
+/* Every started op must be finished before s3d_index_close. */
 int s3d_index_op_finish(s3d_index_op *op, s3d_session *current, s3d_error *err);
 uint64_t s3d_index_committed(s3d_index *ix);
 int s3d_index_notify_fd(const s3d_index *ix);

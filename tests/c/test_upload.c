@@ -914,6 +914,16 @@ static void test_peak_memory_bound(void)
 	s3d_writer_free(w);
 	check_content(path, data, n);
 
+	w = wopen(d1, path, 0); /* exactly one part: the buffer, handed over, counts once */
+	T_REQUIRE(w);
+	T_EQ_INT(S3D_OK, wwrite(w, data, PART, 1 * MiB));
+	peak = s3d_writer_peak_memory(w);
+	fprintf(stderr, "  one part written: peak %zu bytes (bound %zu)\n", peak, (size_t)PART);
+	T_TRUE(peak >= PART && peak <= PART);
+	T_EQ_INT(S3D_OK, WCOMMIT(w));
+	s3d_writer_free(w);
+	check_content(path, data, PART);
+
 	w = wopen(d1, path, 0); /* 1 in flight: at most 2 */
 	T_REQUIRE(w);
 	T_EQ_INT(S3D_OK, wwrite(w, data, 11 * MiB, 3 * MiB));
