@@ -40,14 +40,19 @@ void s3d_error_clear(s3d_error *err)
 		memset(err, 0, sizeof(*err));
 }
 
+int s3d_err_vset(s3d_error *err, int rc, const char *fmt, va_list ap)
+{
+	if (err)
+		vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	return rc;
+}
+
 int s3d_err_set(s3d_error *err, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err)
-		return rc;
 	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	s3d_err_vset(err, rc, fmt, ap);
 	va_end(ap);
 	return rc;
 }

@@ -32,6 +32,7 @@
 #include "buf.h"
 #include "err.h"
 #include "s3_client.h"
+#include "sigv4.h"
 #include "verify.h"
 
 #include <stdio.h>
@@ -136,10 +137,8 @@ static int check_repo_quota(struct fin *f, int64_t size, s3d_error *err)
 static int digest_mismatch(struct fin *f, const uint8_t got[32], s3d_error *err)
 {
 	char hex[65];
-	int i;
 
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", got[i]);
+	s3d_hex(got, 32, hex);
 	return REFUSE(f, err, S3D_E_DIGEST, "digest mismatch: the uploaded bytes have digest "
 		      "sha256:%s, not %s", hex, f->digest);
 }

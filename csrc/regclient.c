@@ -96,12 +96,11 @@ static int perr(s3d_error *err, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err)
-		return rc;
 	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	s3d_err_vset(err, rc, fmt, ap);
 	va_end(ap);
-	clean_in_place(err->message);
+	if (err)
+		clean_in_place(err->message);
 	return rc;
 }
 
@@ -1939,7 +1938,7 @@ int s3d_reg_digest_fd(int fd, char digest[80], int64_t *size)
 	unsigned int len = 0;
 	int64_t total = 0;
 	ssize_t got;
-	int rc = ctx && chunk ? S3D_OK : S3D_E_NOMEM, i;
+	int rc = ctx && chunk ? S3D_OK : S3D_E_NOMEM;
 
 	if (rc == S3D_OK && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
 		rc = S3D_E_CRYPTO;
@@ -1960,8 +1959,7 @@ int s3d_reg_digest_fd(int fd, char digest[80], int64_t *size)
 		rc = S3D_E_CRYPTO;
 	if (rc == S3D_OK) {
 		memcpy(digest, "sha256:", 7);
-		for (i = 0; i < 32; i++)
-			snprintf(digest + 7 + 2 * i, 3, "%02x", md[i]);
+		s3d_hex(md, 32, digest + 7);
 		*size = total;
 	}
 	EVP_MD_CTX_free(ctx);

@@ -46,7 +46,7 @@ static int crypto_ready(void)
 	return md_sha256 && mac_hmac ? S3D_OK : S3D_E_CRYPTO;
 }
 
-static void to_hex(const uint8_t *in, size_t n, char *out)
+void s3d_hex(const uint8_t *in, size_t n, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i;
@@ -66,7 +66,7 @@ int s3d_sha256_hex(const void *data, size_t len, char out[65])
 	if (crypto_ready() != S3D_OK ||
 	    EVP_Digest(data, len, md, &mdlen, md_sha256, NULL) != 1 || mdlen != 32)
 		return S3D_E_CRYPTO;
-	to_hex(md, 32, out);
+	s3d_hex(md, 32, out);
 	return S3D_OK;
 }
 
@@ -760,7 +760,7 @@ int s3d_sigv4_string_to_sign(const s3d_signer *s, time_t when, s3d_sigv4_result 
 	     EVP_DigestFinal_ex(sc->md, md, &mdlen) != 1 || mdlen != 32))
 		rc = S3D_E_CRYPTO;
 	if (rc == S3D_OK)
-		to_hex(md, 32, hash);
+		s3d_hex(md, 32, hash);
 	s3d_buf_reset(&r->string_to_sign);
 	if (rc == S3D_OK)
 		rc = s3d_buf_put(&r->string_to_sign, ALGORITHM "\n", sizeof(ALGORITHM));
@@ -812,7 +812,7 @@ int s3d_sigv4_signature(s3d_signer *s, time_t when, s3d_sigv4_result *r)
 	     EVP_MAC_final(sc->mac, sig, &outlen, 32) != 1 || outlen != 32))
 		rc = S3D_E_CRYPTO;
 	if (rc == S3D_OK)
-		to_hex(sig, 32, r->signature);
+		s3d_hex(sig, 32, r->signature);
 	OPENSSL_cleanse(key, sizeof(key));
 	return rc;
 }
