@@ -56,7 +56,6 @@ struct fin {
 				  * a failed finalize gives the session back) */
 	s3d_svc_marker_seen seen; /* the marker as the lookup read it */
 	char claim_etag[136];    /* the marker this claim wrote */
-	int upload_gone;         /* the multipart upload was completed or aborted before */
 	int completed;           /* this finalize completed the multipart upload */
 	s3d_finalize_result *out;
 };
@@ -261,10 +260,8 @@ static int complete_upload(struct fin *f, s3d_obj_info *info, s3d_error *err)
 		return s3d_err_set(err, S3D_E_STATE, "no part was presigned for this session");
 	rc = s3d_list_parts_all(svc->d->client, svc->d->bucket, f->s.key, f->s.upload_id, &v,
 				&n, err);
-	if (rc == S3D_E_NOTFOUND) {
-		f->upload_gone = 1;
+	if (rc == S3D_E_NOTFOUND)
 		return S3D_OK; /* completed before: the temp object follows */
-	}
 	if (rc != S3D_OK)
 		goto out;
 	if (n == 0) {
@@ -352,7 +349,7 @@ static int head_temp(struct fin *f, s3d_obj_info *info, s3d_error *err)
 
 	memset(info, 0, sizeof(*info));
 	rc = s3d_head_object(svc->d->client, svc->d->bucket, f->s.key, 1, info, err);
-	if (rc == S3D_E_NOTFOUND && (f->upload_gone || f->s.mode == S3D_MODE_MULTIPART)) {
+	if (rc == S3D_E_NOTFOUND && f->s.mode == S3D_MODE_MULTIPART) {
 		/* the multipart upload was completed (maybe by us) and its object
 		 * taken, or aborted, by another request in another process (the
 		 * index is node-local; S3 servers without atomic conditional
@@ -650,7 +647,6 @@ int s3d_service_finalize(s3d_service *svc, const char *repo, const char *uuid,
 		mark_failed(&f, err);
 	} else {
 		give_back(&f);
-		memset(out, 0, sizeof(*out));
 		if ((rc == S3D_E_NOTFOUND || rc == S3D_E_STATE) && linked_meanwhile(&f)) {
 			s3d_error_clear(err);
 			return S3D_OK;

@@ -310,7 +310,7 @@ static int create_session(s3d_service *svc, const struct preq *p, s3d_session *s
 	if (rc == S3D_OK)
 		rc = fill_record(svc, p, s, err);
 	if (rc == S3D_OK)
-		rc = s3d_svc_save(svc, s, S3D_INDEX_ABSENT, 1, &cur, err);
+		rc = s3d_svc_save(svc, s, S3D_INDEX_ABSENT, &cur, err);
 	if (rc == S3D_E_CONFLICT)
 		*s = cur;
 	return rc;
@@ -408,7 +408,7 @@ static int open_multipart(s3d_service *svc, const struct preq *p, s3d_session *s
 	next.part_size = part_size_for(svc, s->declared_size);
 	next.status = S3D_SESSION_UPLOADING;
 	next.updated = (int64_t)p->now;
-	rc = s3d_svc_save(svc, &next, S3D_SESSION_BIT(S3D_SESSION_PENDING), 1, &cur, err);
+	rc = s3d_svc_save(svc, &next, S3D_SESSION_BIT(S3D_SESSION_PENDING), &cur, err);
 	/* a lookup may have copied our own marker into the index between the
 	 * two writes: that is our upload, not a concurrent one */
 	if (rc == S3D_E_CONFLICT && cur.status == S3D_SESSION_UPLOADING &&
@@ -559,9 +559,11 @@ static int sign_urls(s3d_service *svc, const s3d_session *s, const struct preq *
 static int lookup_for_presign(s3d_service *svc, const char *repo, const char *uuid,
 			      s3d_session *s, s3d_error *err)
 {
-	int rc = s3d_svc_lookup(svc, repo, uuid, 0, s, NULL, err);
+	s3d_svc_marker_seen seen;
+	int rc = s3d_svc_lookup(svc, repo, uuid, 0, s, &seen, err);
 
-	if (rc == S3D_OK && s->mode == S3D_MODE_MULTIPART && !s->upload_id[0] &&
+	/* no second read when the first one went to the marker already */
+	if (rc == S3D_OK && !seen.read && s->mode == S3D_MODE_MULTIPART && !s->upload_id[0] &&
 	    s->status == S3D_SESSION_PENDING)
 		rc = s3d_svc_lookup(svc, repo, uuid, 1, s, NULL, err);
 	return rc;

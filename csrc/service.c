@@ -444,21 +444,20 @@ int s3d_svc_lookup(s3d_service *svc, const char *repo, const char *uuid,
 	return S3D_OK;
 }
 
-int s3d_svc_save(s3d_service *svc, s3d_session *s, unsigned from_mask,
-		 int marker, s3d_session *current, s3d_error *err)
+int s3d_svc_save(s3d_service *svc, const s3d_session *s, unsigned from_mask,
+		 s3d_session *current, s3d_error *err)
 {
 	s3d_session cur;
 	s3d_error e;
-	int rc = S3D_OK;
+	int rc;
 
 	s3d_session_init(&cur);
-	if (marker)
-		rc = s3d_svc_marker_put(svc, s, err);
+	rc = s3d_svc_marker_put(svc, s, err);
 	if (rc == S3D_OK)
 		rc = s3d_index_put(svc->ix, s, from_mask, &cur, err);
 	/* the marker just written is the loser's: put the winner's back (best
 	 * effort), or S3 would be behind the index */
-	if (rc == S3D_E_CONFLICT && marker && strcmp(cur.uuid, s->uuid) == 0) {
+	if (rc == S3D_E_CONFLICT && strcmp(cur.uuid, s->uuid) == 0) {
 		s3d_error_clear(&e);
 		s3d_svc_marker_put(svc, &cur, &e);
 	}

@@ -103,12 +103,12 @@ int s3d_svc_lookup(s3d_service *svc, const char *repo, const char *uuid,
 		   int fresh, s3d_session *out, s3d_svc_marker_seen *seen, s3d_error *err);
 
 /*
- * Persists s: the marker first when marker != 0 (so S3 is never behind the
- * index for an open session), then the index with the compare-and-set
- * from_mask (S3D_E_CONFLICT with current filled when it loses).
+ * Persists s: the marker first (so S3 is never behind the index for an
+ * open session), then the index with the compare-and-set from_mask
+ * (S3D_E_CONFLICT with current filled when it loses).
  */
-int s3d_svc_save(s3d_service *svc, s3d_session *s, unsigned from_mask,
-		 int marker, s3d_session *current, s3d_error *err);
+int s3d_svc_save(s3d_service *svc, const s3d_session *s, unsigned from_mask,
+		 s3d_session *current, s3d_error *err);
 
 /*
  * Removes the bytes a session uploaded: aborts its multipart upload (the

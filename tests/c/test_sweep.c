@@ -465,7 +465,7 @@ static void test_fresh_finalize_untouched(void)
 	s = r.session;
 	s.status = S3D_SESSION_FINALIZING;
 	s.updated = now + 50;
-	T_REQUIRE(s3d_svc_save(svc, &s, S3D_SVC_OPEN, 1, NULL, &err) == S3D_OK);
+	T_REQUIRE(s3d_svc_save(svc, &s, S3D_SVC_OPEN, NULL, &err) == S3D_OK);
 
 	/* past the session's end but the finalize is fresh: nobody touches it */
 	T_EQ_INT(S3D_OK, sweep(svc, now + 500, &st));
@@ -497,7 +497,7 @@ static void test_fresh_finalize_untouched(void)
 	s = r.session;
 	s.status = S3D_SESSION_FINALIZING;
 	s.updated = now + 50;
-	T_REQUIRE(s3d_svc_save(svc, &s, S3D_SVC_OPEN, 1, NULL, &err) == S3D_OK);
+	T_REQUIRE(s3d_svc_save(svc, &s, S3D_SVC_OPEN, NULL, &err) == S3D_OK);
 	T_EQ_INT(S3D_OK, sweep(other, now + 50 + 899, &st));
 	T_STATS(st, 0, 0, 0, 0);
 	T_EQ_INT(1, t_uploads_under(key));
