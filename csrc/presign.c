@@ -760,7 +760,7 @@ int s3d_service_cancel(s3d_service *svc, const char *repo, const char *uuid,
 		       s3d_error *err)
 {
 	s3d_session s, next, cur;
-	int rc;
+	int rc, cancelled;
 
 	if (!svc)
 		return s3d_err_set(err, S3D_E_INVAL, "missing argument");
@@ -787,9 +787,19 @@ int s3d_service_cancel(s3d_service *svc, const char *repo, const char *uuid,
 			       ? s3d_err_set(err, rc, "the upload session is being finalized")
 			       : s3d_err_set(err, S3D_E_NOTFOUND, "upload unknown: the session is %s",
 					     s3d_session_status_name(cur.status));
+	cancelled = rc == S3D_OK;
 	if (rc == S3D_OK)
 		rc = s3d_svc_discard_bytes(svc, &s, NULL, err);
 	if (rc == S3D_OK)
 		rc = s3d_svc_remove_upload(svc, &s, err);
+	if (rc != S3D_OK && cancelled) {
+		/* cancelled in the index but stopped half-way: tell the other
+		 * processes through the marker too (best effort); the sweeper
+		 * removes what is left of a cancelled session */
+		s3d_error e;
+
+		s3d_error_clear(&e);
+		s3d_svc_marker_put(svc, &next, &e);
+	}
 	return rc;
 }

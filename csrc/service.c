@@ -280,6 +280,7 @@ int s3d_svc_marker_put_if(s3d_service *svc, const s3d_session *s, const char *if
 {
 	s3d_obj_info info;
 	s3d_put_opts po;
+	s3d_error e;
 	s3d_kv h[1];
 	s3d_buf key, body;
 	int rc;
@@ -298,16 +299,20 @@ int s3d_svc_marker_put_if(s3d_service *svc, const s3d_session *s, const char *if
 		rc = s3d_session_encode(s, &body);
 	if (rc == S3D_OK) {
 		memset(&info, 0, sizeof(info));
+		s3d_error_clear(&e);
 		rc = s3d_put_object(svc->d->client, svc->d->bucket, s3d_buf_str(&key),
-				    body.ptr ? body.ptr : (const uint8_t *)"", body.len, &po, &info, err);
+				    body.ptr ? body.ptr : (const uint8_t *)"", body.len, &po, &info, &e);
 		if (rc == S3D_OK && etag_out)
 			memcpy(etag_out, info.etag, sizeof(info.etag));
 		/* PreconditionFailed: another process rewrote it; NoSuchKey
-		 * (some servers, If-Match on a deleted key): it ended */
-		if (if_match && *if_match && rc == S3D_E_S3 && err &&
-		    (err->http_status == 412 || err->http_status == 404))
-			rc = s3d_err_set(err, S3D_E_CONFLICT,
+		 * (some servers, If-Match on a deleted key; the client maps a 404
+		 * to S3D_E_NOTFOUND): it ended */
+		if (if_match && *if_match &&
+		    (rc == S3D_E_NOTFOUND || (rc == S3D_E_S3 && e.http_status == 412)))
+			rc = s3d_err_set(&e, S3D_E_CONFLICT,
 					 "the upload session changed in another registry process");
+		if (rc != S3D_OK && err)
+			*err = e;
 	} else {
 		s3d_err_set(err, rc, "cannot encode session marker");
 	}

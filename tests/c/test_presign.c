@@ -524,6 +524,36 @@ static void test_single_without_digest(void)
 	s3d_service_free(svc);
 }
 
+/* A conditional marker write that S3 refuses (another ETag, or the marker
+ * deleted meanwhile) is a conflict, whether or not the caller wants detail. */
+static void test_marker_put_if_refused(void)
+{
+	s3d_service *svc = t_svc_open(drv, NULL);
+	s3d_presign_request rq;
+	s3d_presign_result r;
+	s3d_session m;
+	s3d_error err;
+	char uuid[40], mk[256], etag[136];
+
+	T_REQUIRE(svc);
+	s3d_presign_result_init(&r);
+	T_REQUIRE(t_stock_upload(drv, "it/marker", uuid) == 0);
+	rq_init(&rq, "it/marker", uuid);
+	T_REQUIRE(presign(svc, &rq, &r, &err) == S3D_OK);
+	T_EQ_INT(S3D_OK, s3d_svc_marker_get_etag(svc, uuid, &m, etag, &err));
+	T_EQ_INT(S3D_E_CONFLICT, s3d_svc_marker_put_if(svc, &m, "\"0123\"", NULL, &err));
+	T_EQ_INT(S3D_E_CONFLICT, s3d_svc_marker_put_if(svc, &m, "\"0123\"", NULL, NULL));
+	T_EQ_INT(S3D_OK, s3d_svc_marker_put_if(svc, &m, etag, etag, &err));
+	marker_key(mk, sizeof(mk), uuid);
+	T_EQ_INT(S3D_OK, s3d_delete_object(t_svc.admin, t_svc.bucket, mk, &err));
+	s3d_error_clear(&err);
+	T_EQ_INT(S3D_E_CONFLICT, s3d_svc_marker_put_if(svc, &m, etag, NULL, &err));
+	T_TRUE(strstr(err.message, "changed in another registry process") != NULL);
+	T_TRUE(!t_exists(mk)); /* nothing written */
+	s3d_presign_result_cleanup(&r);
+	s3d_service_free(svc);
+}
+
 /* One character of url changed: the signature's first hex digit, or the
  * character `back` places before the '?' (inside the key). */
 static void tamper(char *url, int in_key, int back)
@@ -1185,6 +1215,7 @@ int main(void)
 	T_RUN(test_refused_without_fresh_stock_upload);
 	T_RUN(test_quota_refusals);
 	T_RUN(test_single_without_digest);
+	T_RUN(test_marker_put_if_refused);
 	T_RUN(test_single_with_digest_is_direct);
 	T_RUN(test_driver_put_options_signed);
 	T_RUN(test_expired_urls);
