@@ -59,6 +59,9 @@ type middleware struct {
 	log     *logrus.Entry
 	headers http.Header // http.headers of the configuration
 	secret  string      // http.secret (set by the app when not configured)
+	// storage.maintenance.readonly.enabled: the stock app then refuses
+	// every upload write; presign, finalize and cancel are writes too
+	readOnly bool
 }
 
 func newMiddleware(cfg *configuration.Configuration, next http.Handler) (*middleware, error) {
@@ -67,13 +70,14 @@ func newMiddleware(cfg *configuration.Configuration, next http.Handler) (*middle
 		return nil, err
 	}
 	m := &middleware{
-		next:    next,
-		svc:     svc,
-		prefix:  strings.TrimSuffix(cfg.HTTP.Prefix, "/"),
-		nameRE:  regexp.MustCompile("^" + reference.NameRegexp.String() + "$"),
-		log:     logrus.WithField("component", "s3direct.presign"),
-		headers: cfg.HTTP.Headers,
-		secret:  cfg.HTTP.Secret,
+		next:     next,
+		svc:      svc,
+		prefix:   strings.TrimSuffix(cfg.HTTP.Prefix, "/"),
+		nameRE:   regexp.MustCompile("^" + reference.NameRegexp.String() + "$"),
+		log:      logrus.WithField("component", "s3direct.presign"),
+		headers:  cfg.HTTP.Headers,
+		secret:   cfg.HTTP.Secret,
+		readOnly: readOnly(cfg),
 	}
 	if typ := cfg.Auth.Type(); typ != "" {
 		m.ac, err = auth.GetAccessController(typ, cfg.Auth.Parameters())
@@ -89,6 +93,27 @@ func newMiddleware(cfg *configuration.Configuration, next http.Handler) (*middle
 		go m.sweeper(c.SweepInterval)
 	}
 	return m, nil
+}
+
+// readOnly reads storage.maintenance.readonly.enabled as the stock app does
+// (registry/handlers/app.go; it refuses a malformed value at start-up).
+func readOnly(cfg *configuration.Configuration) bool {
+	mc, _ := cfg.Storage["maintenance"]["readonly"].(map[any]any)
+	enabled, _ := mc["enabled"].(bool)
+	return enabled
+}
+
+// refuseWrite answers a presigned write (presign, finalize, cancel) of a
+// read-only registry as the stock app answers its upload writes: 405, with
+// the methods it still takes.
+func (m *middleware) refuseWrite(w http.ResponseWriter) bool {
+	if !m.readOnly {
+		return false
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	m.writeError(w, http.StatusMethodNotAllowed, errcode.ErrorCodeUnsupported,
+		"the registry is in read-only mode (storage.maintenance.readonly)", nil)
+	return true
 }
 
 func (m *middleware) sweeper(every time.Duration) {
@@ -140,7 +165,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodGet && r.URL.Query().Get("presigned") == "true" {
 		m.stockHeaders(w)
-		if user, ok := m.authorize(w, r, name); ok {
+		if user, ok := m.authorize(w, r, name); ok && !m.refuseWrite(w) {
 			m.presign(w, r, name, uuid, user)
 		}
 		return
@@ -184,12 +209,16 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead: // stock answers HEAD as GET
 		m.status(w, r, name, uuid)
 	case http.MethodPut:
-		m.finalize(w, r, name, uuid)
+		if !m.refuseWrite(w) {
+			m.finalize(w, r, name, uuid)
+		}
 	case http.MethodPatch:
 		m.writeError(w, http.StatusBadRequest, errcode.ErrorCodeBlobUploadInvalid,
 			"this upload session is presigned: send the bytes to the presigned URLs and finalize with PUT ?digest=", nil)
 	case http.MethodDelete:
-		m.cancel(w, r, name, uuid)
+		if !m.refuseWrite(w) {
+			m.cancel(w, r, name, uuid)
+		}
 	}
 }
 

@@ -375,6 +375,7 @@ func storageFilesystem(dir string) string {
 type regOptions struct {
 	Secret   string // http.secret; random when empty
 	Redirect bool   // storage.redirect on (presigned blob downloads)
+	ReadOnly bool   // storage.maintenance.readonly on
 	// Auth is the body of the auth: section (lines indented by two
 	// spaces, e.g. "  htpasswd:\n    realm: r\n    path: /f\n"); none
 	// when empty. With it, /v2/ answering 401 counts as ready.
@@ -421,9 +422,12 @@ type registry struct {
 func (r *registry) URL() string { return "http://" + r.Addr }
 
 func registryConfig(storage string, port int, o regOptions) string {
-	auth := ""
+	auth, readOnly := "", ""
 	if o.Auth != "" {
 		auth = "auth:\n" + o.Auth
+	}
+	if o.ReadOnly {
+		readOnly = "    readonly:\n      enabled: true\n"
 	}
 	return fmt.Sprintf(`version: 0.1
 log:
@@ -436,12 +440,12 @@ storage:
   maintenance:
     uploadpurging:
       enabled: false
-http:
+%shttp:
   addr: 127.0.0.1:%d
   secret: %s
   headers:
     X-Content-Type-Options: [nosniff]
-%s`, storage, !o.Redirect, port, o.Secret, auth)
+%s`, storage, !o.Redirect, readOnly, port, o.Secret, auth)
 }
 
 var regSeq atomic.Int64

@@ -1721,6 +1721,28 @@ func TestPresignMultiProcess(t *testing.T) {
 		pe.wantSessionGone(t, repo, uuid, "finalize on the other process")
 	})
 
+	// A process in read-only maintenance refuses the presigned writes as
+	// the stock app refuses upload writes, and still serves the reads.
+	t.Run("read-only-process", func(t *testing.T) {
+		ro := newPsClient(startRegistry(t, "presign-RO", pe.storage(), regOptions{Secret: secret, ReadOnly: true}))
+		repo := "mp/readonly"
+		data := psRand(4096)
+		uuid, _ := ca.uploadSingle(t, repo, data, nil)
+		for _, r := range []*psResp{
+			ro.presign(t, repo, uuid, nil),
+			ro.finalize(t, repo, uuid, psDigest(data)),
+			ro.cancel(t, repo, uuid),
+		} {
+			if r.Status != http.StatusMethodNotAllowed || !bytes.Contains(r.Body, []byte("UNSUPPORTED")) ||
+				r.Header.Get("Allow") != "GET, HEAD" {
+				t.Errorf("read-only registry: %v; want 405 UNSUPPORTED, Allow: GET, HEAD", r)
+			}
+		}
+		ro.wantStatus(t, repo, uuid, int64(len(data)))
+		ca.mustFinalize(t, repo, uuid, psDigest(data))
+		ro.wantBlob(t, repo, data)
+	})
+
 	t.Run("multipart-parts-from-both", func(t *testing.T) {
 		repo := "mp/multi"
 		data := psRand(psPartSize + 2222)
