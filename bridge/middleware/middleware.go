@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -54,11 +55,11 @@ type middleware struct {
 	next    http.Handler
 	svc     *s3direct.Service
 	ac      auth.AccessController // nil: no auth configured
-	prefix  string                // http.prefix without its trailing '/'
+	v2      string                // http.prefix (without its trailing '/') + "/v2/"
 	nameRE  *regexp.Regexp
 	log     *logrus.Entry
 	headers http.Header // http.headers of the configuration
-	secret  string      // http.secret (set by the app when not configured)
+	secret  []byte      // http.secret (set by the app when not configured)
 	// storage.maintenance.readonly.enabled: the stock app then refuses
 	// every upload write; presign, finalize and cancel are writes too
 	readOnly bool
@@ -72,11 +73,11 @@ func newMiddleware(cfg *configuration.Configuration, next http.Handler) (*middle
 	m := &middleware{
 		next:     next,
 		svc:      svc,
-		prefix:   strings.TrimSuffix(cfg.HTTP.Prefix, "/"),
+		v2:       strings.TrimSuffix(cfg.HTTP.Prefix, "/") + "/v2/",
 		nameRE:   regexp.MustCompile("^" + reference.NameRegexp.String() + "$"),
 		log:      logrus.WithField("component", "s3direct.presign"),
 		headers:  cfg.HTTP.Headers,
-		secret:   cfg.HTTP.Secret,
+		secret:   []byte(cfg.HTTP.Secret),
 		readOnly: readOnly(cfg),
 	}
 	if typ := cfg.Auth.Type(); typ != "" {
@@ -139,7 +140,7 @@ func (m *middleware) sweeper(every time.Duration) {
 // (the router's matching was a tenth of a presign's CPU).
 func (m *middleware) uploadRoute(path string) (name, uuid string, ok bool) {
 	const mid = "/blobs/uploads/"
-	p, found := strings.CutPrefix(path, m.prefix+"/v2/")
+	p, found := strings.CutPrefix(path, m.v2)
 	if !found {
 		return "", "", false
 	}
@@ -163,10 +164,11 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.next.ServeHTTP(w, r)
 		return
 	}
-	if r.Method == http.MethodGet && r.URL.Query().Get("presigned") == "true" {
+	q := r.URL.Query() // once per upload request
+	if r.Method == http.MethodGet && q.Get("presigned") == "true" {
 		m.stockHeaders(w)
 		if user, ok := m.authorize(w, r, name); ok && !m.refuseWrite(w) {
-			m.presign(w, r, name, uuid, user)
+			m.presign(w, r, q, name, uuid, user)
 		}
 		return
 	}
@@ -183,7 +185,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.next.ServeHTTP(w, r)
 		return
 	}
-	if m.stockWithData(r, name, uuid) {
+	if m.stockWithData(q, name, uuid) {
 		m.next.ServeHTTP(w, r)
 		return
 	}
@@ -210,7 +212,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.status(w, r, name, uuid)
 	case http.MethodPut:
 		if !m.refuseWrite(w) {
-			m.finalize(w, r, name, uuid)
+			m.finalize(w, r, q, name, uuid)
 		}
 	case http.MethodPatch:
 		m.writeError(w, http.StatusBadRequest, errcode.ErrorCodeBlobUploadInvalid,
@@ -237,16 +239,16 @@ type stockState struct {
 // stock session for good and needs no session lookup. Chunked stock pushes
 // then pay the lookup (an index read and, on a miss, an S3 GET of the
 // marker) once, at their first PATCH, instead of on every request.
-func (m *middleware) stockWithData(r *http.Request, name, uuid string) bool {
-	token := r.URL.Query().Get("_state")
-	if token == "" || m.secret == "" {
+func (m *middleware) stockWithData(q url.Values, name, uuid string) bool {
+	token := q.Get("_state")
+	if token == "" || len(m.secret) == 0 {
 		return false
 	}
 	raw, err := base64.URLEncoding.DecodeString(token)
 	if err != nil || len(raw) < sha256.Size {
 		return false
 	}
-	mac := hmac.New(sha256.New, []byte(m.secret))
+	mac := hmac.New(sha256.New, m.secret)
 	mac.Write(raw[sha256.Size:])
 	if !hmac.Equal(mac.Sum(nil), raw[:sha256.Size]) {
 		return false
@@ -307,8 +309,7 @@ type presignJSON struct {
 	SessionExpiresAt string             `json:"session_expires_at"`
 }
 
-func (m *middleware) presign(w http.ResponseWriter, r *http.Request, name, uuid, user string) {
-	q := r.URL.Query()
+func (m *middleware) presign(w http.ResponseWriter, r *http.Request, q url.Values, name, uuid, user string) {
 	req := s3direct.PresignRequest{Repo: name, UUID: uuid, User: user, Digest: q.Get("digest"), Size: -1}
 	var bad string
 	if s := q.Get("size"); s != "" {
@@ -358,7 +359,7 @@ func (m *middleware) presign(w http.ResponseWriter, r *http.Request, name, uuid,
 
 func (m *middleware) uploadHeaders(w http.ResponseWriter, name, uuid string) {
 	w.Header().Set("Docker-Upload-UUID", uuid)
-	w.Header().Set("Location", m.prefix+"/v2/"+name+"/blobs/uploads/"+uuid)
+	w.Header().Set("Location", m.v2+name+"/blobs/uploads/"+uuid)
 }
 
 func (m *middleware) status(w http.ResponseWriter, r *http.Request, name, uuid string) {
@@ -382,8 +383,8 @@ func (m *middleware) status(w http.ResponseWriter, r *http.Request, name, uuid s
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (m *middleware) finalize(w http.ResponseWriter, r *http.Request, name, uuid string) {
-	digest := r.URL.Query().Get("digest")
+func (m *middleware) finalize(w http.ResponseWriter, r *http.Request, q url.Values, name, uuid string) {
+	digest := q.Get("digest")
 	if r.ContentLength > 0 || (r.ContentLength < 0 && hasBody(r)) {
 		m.writeError(w, http.StatusBadRequest, errcode.ErrorCodeBlobUploadInvalid,
 			"this upload session is presigned: the finalizing PUT takes no body", nil)
@@ -402,7 +403,7 @@ func (m *middleware) finalize(w http.ResponseWriter, r *http.Request, name, uuid
 	m.log.WithFields(logrus.Fields{"repository": name, "uuid": uuid, "digest": res.Digest,
 		"size": res.Size, "deduplicated": res.Deduplicated, "verified_by": res.VerifiedBy,
 		"repeated": res.Repeated}).Info("presigned upload finalized")
-	w.Header().Set("Location", m.prefix+"/v2/"+name+"/blobs/"+res.Digest)
+	w.Header().Set("Location", m.v2+name+"/blobs/"+res.Digest)
 	w.Header().Set("Docker-Content-Digest", res.Digest)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
