@@ -1902,13 +1902,6 @@ static int cancel_call(s3d_reg *r, const char *location, int no_retry, s3d_error
 	return rc;
 }
 
-int s3d_reg_cancel(s3d_reg *r, const char *location, s3d_error *err)
-{
-	if (!r || !location)
-		return S3D_E_INVAL;
-	return cancel_call(r, location, 0, err);
-}
-
 int s3d_reg_blob_exists(s3d_reg *r, const char *repo, const char *digest, int *exists,
 			s3d_error *err)
 {

@@ -211,8 +211,6 @@ int s3d_reg_presign_parts(s3d_reg *r, const char *location, const char *digest,
 			  s3d_error *err);
 /* PUT <location>?digest=.. (201); a Docker-Content-Digest answer must match. */
 int s3d_reg_finalize(s3d_reg *r, const char *location, const char *digest, s3d_error *err);
-/* DELETE <location> (204 or 404). */
-int s3d_reg_cancel(s3d_reg *r, const char *location, s3d_error *err);
 /* HEAD /v2/<repo>/blobs/<digest>: *exists 1 (200) or 0 (404). */
 int s3d_reg_blob_exists(s3d_reg *r, const char *repo, const char *digest, int *exists,
 			s3d_error *err);

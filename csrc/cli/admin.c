@@ -243,6 +243,7 @@ struct table {
 	size_t n, cap;
 	size_t nindex;          /* rows[0..nindex): the index's, in uuid order */
 	int truncated;
+	int nomem;              /* a row could not be added: the list is short */
 };
 
 static int table_add(struct table *t, const s3d_session *s, int src)
@@ -257,8 +258,10 @@ static int table_add(struct table *t, const s3d_session *s, int src)
 	if (t->n == t->cap) {
 		cap = t->cap ? t->cap * 2 : 64;
 		r = realloc(t->rows, cap * sizeof(*r));
-		if (!r)
+		if (!r) {
+			t->nomem = 1;
 			return -1;
+		}
 		t->rows = r;
 		t->cap = cap;
 	}
@@ -297,7 +300,6 @@ struct marker_scan {
 	const char *bucket;
 	size_t prefix_len;
 	int unreadable;
-	int nomem;
 	int first_rc;
 	s3d_error first_err;
 };
@@ -336,8 +338,7 @@ static int from_marker(void *ud, const s3d_list_entry *e)
 	if (rc == S3D_OK && s3d_session_decode(body.ptr ? body.ptr : (const uint8_t *)"",
 					       body.len, &s) == S3D_OK &&
 	    strcmp(s.uuid, uuid) == 0) {
-		if (table_add(m->t, &s, SRC_S3) < 0)
-			m->nomem = 1;
+		table_add(m->t, &s, SRC_S3);
 	} else if (rc == S3D_OK || rc == S3D_E_ABORTED) {
 		m->unreadable++; /* not a marker s3d can read */
 	} else if (rc != S3D_E_NOTFOUND && m->first_rc == S3D_OK) {
@@ -345,7 +346,7 @@ static int from_marker(void *ud, const s3d_list_entry *e)
 		m->first_err = err;
 	}
 	s3d_buf_cleanup(&body);
-	return m->nomem;
+	return m->t->nomem;
 }
 
 static int by_created(const void *a, const void *b)
@@ -444,7 +445,7 @@ nomem:
 
 /* A column-aligned table: widths from the data. */
 #define NCOLS 9
-static void print_text(const struct table *t, int64_t now)
+static int print_text(const struct table *t, int64_t now)
 {
 	static const char *const heads[NCOLS] = { "UUID", "REPOSITORY", "STATUS", "MODE", "CREATED",
 						   "EXPIRES", "DIGEST", "SIZE", "SOURCE" };
@@ -492,6 +493,7 @@ static void print_text(const struct table *t, int64_t now)
 	}
 	if (past)
 		printf("* past its end: the next sweep (the registry's, or s3d gc) expires it\n");
+	return fflush(stdout) != 0 || ferror(stdout) ? 1 : 0;
 }
 
 /* Every marker below <root>/_s3direct/sessions/. */
@@ -533,7 +535,6 @@ int s3d_cmd_sessions(int argc, char **argv)
 	if (done)
 		return code;
 	memset(&t, 0, sizeof(t));
-	memset(&m, 0, sizeof(m));
 	s3d_regconfig_init(&cfg);
 	if ((code = admin_load("sessions", o.config, &cfg)) != 0)
 		goto out;
@@ -552,6 +553,8 @@ int s3d_cmd_sessions(int argc, char **argv)
 		rc = s3d_index_open(&cfg.service.index, &ix, &e);
 		if (rc == S3D_OK)
 			rc = s3d_index_scan(ix, from_index, &t, &e);
+		if (rc == S3D_OK && t.nomem) /* the scan stopped early, not at the end */
+			rc = S3D_E_NOMEM;
 		t.nindex = t.n;
 		if (rc != S3D_OK) {
 			code = s3d_cli_fail("sessions", what, rc, &e);
@@ -563,7 +566,7 @@ int s3d_cmd_sessions(int argc, char **argv)
 			goto out;
 		s3d_error_clear(&e);
 		rc = scan_markers(d, &cfg, &t, &m, &e);
-		if (rc == S3D_OK && m.nomem)
+		if (rc == S3D_OK && t.nomem)
 			rc = S3D_E_NOMEM;
 		if (rc != S3D_OK) {
 			code = s3d_cli_fail("sessions", "listing the session markers", rc, &e);
@@ -586,7 +589,7 @@ int s3d_cmd_sessions(int argc, char **argv)
 	if (o.json)
 		code = print_json(&t, &cfg, index_found, !o.index_only, now);
 	else
-		print_text(&t, now);
+		code = print_text(&t, now);
 out:
 	s3d_index_close(ix);
 	s3d_driver_free(d);
