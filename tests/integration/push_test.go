@@ -20,8 +20,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 )
 
 // s3d push-blob and s3d push (the client of docs/api.md) against
@@ -257,16 +255,7 @@ func TestPushBlob(t *testing.T) {
 func TestPushBlobHtpasswd(t *testing.T) {
 	reproHint(t)
 	const user, pass = "alice", "correct-horse-7"
-	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pe := pushRegistry(t, "push-htpasswd",
-		fmt.Sprintf("  htpasswd:\n    realm: s3d-push-test\n    path: %s\n", htpasswd))
+	pe := pushRegistry(t, "push-htpasswd", htpasswdAuth(t, user, pass))
 
 	t.Run("small", func(t *testing.T) { pushBlobCase(t, pe, user+":"+pass, "push/auth", 4096, 1, 0) })
 	t.Run("large", func(t *testing.T) {
