@@ -12,6 +12,7 @@
 #include "multipart.h"
 #include "s3_client.h"
 #include "s3_xml.h"
+#include "upload.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -695,11 +696,16 @@ out:
 
 /* ---- delete ---- */
 
+#define ABORT_ROUND 1000        /* uploads listed, then aborted, per round */
+#define ABORT_ROUNDS_MAX 10000
+
 struct del_page {
 	s3d_driver *d;
 	s3d_buf keys;           /* NUL-separated copies */
 	size_t n;
 	s3d_buf last;           /* last key listed (private ones included) */
+	const char *exact;      /* NULL: every key but private ones; else only */
+	const char *under;      /* exact and keys starting with under */
 	int rc;
 };
 
@@ -713,7 +719,9 @@ static int del_collect(void *ud, const s3d_list_entry *e)
 	p->rc = s3d_buf_appendz(&p->last, e->key);
 	if (p->rc != S3D_OK)
 		return 1;
-	if (s3d_driver_is_private(p->d, e->key))
+	if (p->exact ? strcmp(e->key, p->exact) != 0 &&
+			       strncmp(e->key, p->under, strlen(p->under)) != 0
+		     : s3d_driver_is_private(p->d, e->key))
 		return 0;
 	p->rc = s3d_buf_append(&p->keys, e->key, strlen(e->key) + 1);
 	if (p->rc != S3D_OK)
@@ -745,26 +753,238 @@ static int del_batch(s3d_driver *d, struct del_page *p, s3d_error *err)
 }
 
 /*
- * The object at path and every key below path + "/", page by page. Pages
- * resume with start-after = the last key seen (as s3-aws does): deleting
- * under a continuation token is not something every server keeps stable.
- * Private keys (the writer's tails) are never deleted here, nor is "/".
+ * Lists prefix page by page and deletes what p collects of each page, with
+ * the keys p already holds in the first batch; *total counts the deleted.
+ * Pages resume with start-after = the last key seen (as s3-aws does):
+ * deleting under a continuation token is not something every server keeps
+ * stable.
+ */
+static int del_listed(s3d_driver *d, struct del_page *p, const char *prefix, size_t *total,
+		      s3d_error *err)
+{
+	s3d_list_opts o;
+	s3d_buf token, after;
+	long pages = 0;
+	int rc = S3D_OK, more = 1;
+
+	s3d_buf_init(&token, 8192);
+	s3d_buf_init(&after, KEY_BUF_MAX);
+	while (rc == S3D_OK && more && pages++ < 10000000L) {
+		memset(&o, 0, sizeof(o));
+		o.prefix = prefix;
+		o.start_after = after.len ? s3d_buf_str(&after) : NULL;
+		o.max_keys = LIST_PAGE;
+		o.single_page = 1;
+		o.continuation = &token;
+		s3d_buf_reset(&token);
+		p->rc = S3D_OK;
+		s3d_buf_reset(&p->last);
+		rc = s3d_list_objects(d->client, d->bucket, &o, del_collect, p, err);
+		if (rc == S3D_OK && p->rc != S3D_OK)
+			rc = fail(err, p->rc, "DELETE", d->bucket, prefix, "cannot collect keys");
+		/* the next page starts after the last key listed */
+		more = token.len > 0 && p->last.len > 0;
+		if (rc == S3D_OK && more)
+			rc = set_buf(&after, (const char *)p->last.ptr, p->last.len);
+		if (rc == S3D_OK)
+			rc = del_batch(d, p, err);
+		if (rc == S3D_OK)
+			*total += p->n;
+		p->n = 0;
+		s3d_buf_reset(&p->keys);
+	}
+	s3d_buf_cleanup(&token);
+	s3d_buf_cleanup(&after);
+	return rc;
+}
+
+/* A tail whose key is a hash (s3d_upload_tail_key): no directory lists it. */
+static int del_hashed_tail(s3d_driver *d, const char *key, s3d_buf *tail, s3d_error *err)
+{
+	size_t tl = strlen(d->root) + strlen(S3D_DRIVER_TAIL_PREFIX);
+	int rc = s3d_upload_tail_key(d, key, tail);
+
+	if (rc != S3D_OK)
+		return fail(err, rc, "DELETE", d->bucket, key, "tail key");
+	if (tail->len <= tl || tail->ptr[tl] != S3D_UPLOAD_TAIL_HASHED)
+		return S3D_OK;
+	rc = s3d_delete_object(d->client, d->bucket, s3d_buf_str(tail), err);
+	return rc == S3D_E_NOTFOUND ? S3D_OK : rc;
+}
+
+struct del_uploads {
+	const char *key;
+	size_t klen;
+	s3d_buf pairs;          /* "key\0upload-id\0" per upload */
+	size_t n;
+	int rc;
+};
+
+static int del_upload_collect(void *ud, const s3d_list_entry *e)
+{
+	struct del_uploads *u = ud;
+
+	if (e->kind != S3D_ENTRY_UPLOAD || !e->key || !e->upload_id || !*e->upload_id ||
+	    strncmp(e->key, u->key, u->klen) != 0 || (e->key[u->klen] && e->key[u->klen] != '/'))
+		return 0;
+	u->rc = s3d_buf_append(&u->pairs, e->key, strlen(e->key) + 1);
+	if (u->rc == S3D_OK)
+		u->rc = s3d_buf_append(&u->pairs, e->upload_id, strlen(e->upload_id) + 1);
+	if (u->rc != S3D_OK)
+		return 1;
+	return ++u->n >= ABORT_ROUND;
+}
+
+/*
+ * Aborts every multipart upload of key or below key + "/" (a writer's parts
+ * that no later open will find once its directory is gone), with the tails
+ * of those whose tail key is hashed. Rounds of ABORT_ROUND: an aborted
+ * upload is no longer listed, so each round lists from the start. Every
+ * abort is tried; the first failure is reported.
+ */
+static int del_uploads(s3d_driver *d, const char *key, s3d_error *err)
+{
+	struct del_uploads u;
+	s3d_list_opts o;
+	s3d_buf tail;
+	s3d_error e;
+	const char *k, *id;
+	size_t i;
+	long rounds = 0;
+	int rc = S3D_OK, arc;
+
+	memset(&u, 0, sizeof(u));
+	u.key = key;
+	u.klen = strlen(key);
+	s3d_buf_init(&u.pairs, (size_t)ABORT_ROUND * (KEY_MAX + 4096 + 2));
+	s3d_buf_init(&tail, KEY_BUF_MAX + 80);
+	do {
+		u.n = 0;
+		u.rc = S3D_OK;
+		s3d_buf_reset(&u.pairs);
+		memset(&o, 0, sizeof(o));
+		o.prefix = key;
+		rc = s3d_list_multipart_uploads(d->client, d->bucket, &o, del_upload_collect, &u, err);
+		if (rc == S3D_OK && u.rc != S3D_OK)
+			rc = fail(err, u.rc, "DELETE", d->bucket, key, "cannot collect uploads");
+		k = (const char *)u.pairs.ptr;
+		for (i = 0; rc == S3D_OK && i < u.n; i++) {
+			id = k + strlen(k) + 1;
+			s3d_error_clear(&e);
+			arc = s3d_abort_multipart(d->client, d->bucket, k, id, &e);
+			if (arc == S3D_OK || arc == S3D_E_NOTFOUND)
+				arc = del_hashed_tail(d, k, &tail, &e);
+			if (arc != S3D_OK && rc == S3D_OK) {
+				rc = arc;
+				if (err)
+					*err = e;
+			}
+			k = id + strlen(id) + 1;
+		}
+	} while (rc == S3D_OK && u.n >= ABORT_ROUND && ++rounds < ABORT_ROUNDS_MAX);
+	s3d_buf_cleanup(&u.pairs);
+	s3d_buf_cleanup(&tail);
+	return rc;
+}
+
+/*
+ * The tails of key and of every key below key + "/" (s3d_upload_tail_key
+ * puts them below one prefix; a hashed tail of key itself is deleted by
+ * name).
+ */
+static int del_tails(s3d_driver *d, const char *key, s3d_error *err)
+{
+	struct del_page p;
+	s3d_buf tail, under;
+	size_t total = 0;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	p.d = d;
+	s3d_buf_init(&tail, KEY_BUF_MAX + 80);
+	s3d_buf_init(&under, KEY_BUF_MAX + 80);
+	s3d_buf_init(&p.keys, (size_t)(S3D_XML_MAX_ENTRIES + 1) * (KEY_MAX + 1));
+	s3d_buf_init(&p.last, KEY_BUF_MAX);
+	rc = del_hashed_tail(d, key, &tail, err);
+	/* below a key too long for a mirrored tail, every tail is hashed */
+	if (rc == S3D_OK && tail.ptr[strlen(d->root) + strlen(S3D_DRIVER_TAIL_PREFIX)] !=
+				    S3D_UPLOAD_TAIL_HASHED) {
+		rc = s3d_buf_printf(&under, "%s/", s3d_buf_str(&tail));
+		if (rc != S3D_OK) {
+			rc = fail(err, rc, "DELETE", d->bucket, key, "tail key too long");
+		} else {
+			p.exact = s3d_buf_str(&tail);
+			p.under = s3d_buf_str(&under);
+			rc = del_listed(d, &p, p.exact, &total, err);
+		}
+	}
+	s3d_buf_cleanup(&tail);
+	s3d_buf_cleanup(&under);
+	s3d_buf_cleanup(&p.keys);
+	s3d_buf_cleanup(&p.last);
+	return rc;
+}
+
+struct del_job {
+	s3d_driver *d;
+	const char *key;
+	int rc;
+	s3d_error err;
+};
+
+static void *del_uploads_run(void *ud)
+{
+	struct del_job *j = ud;
+
+	j->rc = del_uploads(j->d, j->key, &j->err);
+	return NULL;
+}
+
+/* del_uploads and del_tails side by side (one round trip of latency, not
+ * two); inline when no thread can be had. The first failure is reported. */
+static int del_unfinished(s3d_driver *d, const char *key, s3d_error *err)
+{
+	struct del_job j;
+	pthread_t th;
+	int rc, threaded;
+
+	memset(&j, 0, sizeof(j));
+	j.d = d;
+	j.key = key;
+	s3d_error_clear(&j.err);
+	threaded = pthread_create(&th, NULL, del_uploads_run, &j) == 0;
+	if (!threaded)
+		del_uploads_run(&j);
+	rc = del_tails(d, key, err);
+	if (threaded)
+		pthread_join(th, NULL);
+	if (j.rc != S3D_OK && rc == S3D_OK) {
+		rc = j.rc;
+		if (err)
+			*err = j.err;
+	}
+	return rc;
+}
+
+/*
+ * The object at path and every key below path + "/". Private keys are never
+ * deleted by name here, nor is "/". What writers left of unfinished uploads
+ * of those paths goes first (their multipart uploads and tail objects, which
+ * no listing of the directory shows), so that a Delete of an upload's
+ * directory, as the stock upload purger does, leaves nothing behind; a
+ * failure there fails the Delete before anything of the path is gone.
  */
 int s3d_driver_delete(s3d_driver *d, const char *path, s3d_error *err)
 {
 	struct del_page p;
-	s3d_list_opts o;
-	s3d_buf key, prefix, token, after;
+	s3d_buf key, prefix;
 	size_t total = 0;
-	long pages = 0;
-	int rc, more = 1;
+	int rc;
 
 	if (!d)
 		return fail(err, S3D_E_INVAL, "DELETE", NULL, path, "no driver");
 	s3d_buf_init(&key, KEY_BUF_MAX);
 	s3d_buf_init(&prefix, KEY_BUF_MAX);
-	s3d_buf_init(&token, 8192);
-	s3d_buf_init(&after, KEY_BUF_MAX);
 	memset(&p, 0, sizeof(p));
 	p.d = d;
 	s3d_buf_init(&p.keys, (size_t)(S3D_XML_MAX_ENTRIES + 1) * (KEY_MAX + 1));
@@ -774,6 +994,8 @@ int s3d_driver_delete(s3d_driver *d, const char *path, s3d_error *err)
 		rc = fail(err, S3D_E_NOTFOUND, "DELETE", d->bucket, s3d_buf_str(&key), "private path");
 	if (rc == S3D_OK && (rc = dir_prefix(d, path, &prefix)) != S3D_OK)
 		rc = fail(err, rc, "DELETE", d->bucket, path, "key too long");
+	if (rc == S3D_OK)
+		rc = del_unfinished(d, s3d_buf_str(&key), err);
 	if (rc == S3D_OK) {
 		rc = s3d_head_object(d->client, d->bucket, s3d_buf_str(&key), 0, NULL, err);
 		if (rc == S3D_OK)
@@ -783,35 +1005,12 @@ int s3d_driver_delete(s3d_driver *d, const char *path, s3d_error *err)
 		else if (rc == S3D_E_NOTFOUND)
 			rc = S3D_OK;
 	}
-	while (rc == S3D_OK && more && pages++ < 10000000L) {
-		memset(&o, 0, sizeof(o));
-		o.prefix = s3d_buf_str(&prefix);
-		o.start_after = after.len ? s3d_buf_str(&after) : NULL;
-		o.max_keys = LIST_PAGE;
-		o.single_page = 1;
-		o.continuation = &token;
-		s3d_buf_reset(&token);
-		p.rc = S3D_OK;
-		s3d_buf_reset(&p.last);
-		rc = s3d_list_objects(d->client, d->bucket, &o, del_collect, &p, err);
-		if (rc == S3D_OK && p.rc != S3D_OK)
-			rc = fail(err, p.rc, "DELETE", d->bucket, o.prefix, "cannot collect keys");
-		/* the next page starts after the last key listed */
-		more = token.len > 0 && p.last.len > 0;
-		if (rc == S3D_OK && more)
-			rc = set_buf(&after, (const char *)p.last.ptr, p.last.len);
-		if (rc == S3D_OK)
-			rc = del_batch(d, &p, err);
-		total += p.n;
-		p.n = 0;
-		s3d_buf_reset(&p.keys);
-	}
+	if (rc == S3D_OK)
+		rc = del_listed(d, &p, s3d_buf_str(&prefix), &total, err);
 	if (rc == S3D_OK && total == 0)
 		rc = fail(err, S3D_E_NOTFOUND, "DELETE", d->bucket, s3d_buf_str(&key), "no such path");
 	s3d_buf_cleanup(&key);
 	s3d_buf_cleanup(&prefix);
-	s3d_buf_cleanup(&token);
-	s3d_buf_cleanup(&after);
 	s3d_buf_cleanup(&p.keys);
 	s3d_buf_cleanup(&p.last);
 	return rc;

@@ -160,16 +160,24 @@ static void note_memory(s3d_writer *w)
 
 int s3d_upload_tail_key(const s3d_driver *d, const char *key, s3d_buf *out)
 {
+	size_t rl, n;
 	char hex[65];
 	int rc;
 
 	if (!d || !key || !out)
 		return S3D_E_INVAL;
+	rl = strlen(d->root);
+	if (strncmp(key, d->root, rl) != 0)
+		return S3D_E_INVAL;
+	s3d_buf_reset(out);
+	n = rl + strlen(S3D_DRIVER_TAIL_PREFIX) + strlen(key + rl);
+	if (n <= S3D_UPLOAD_KEY_MAX)
+		return s3d_buf_printf(out, "%s%s%s", d->root, S3D_DRIVER_TAIL_PREFIX, key + rl);
 	rc = s3d_sha256_hex(key, strlen(key), hex);
 	if (rc != S3D_OK)
 		return rc;
-	s3d_buf_reset(out);
-	return s3d_buf_printf(out, "%s%s%s", d->root, S3D_DRIVER_TAIL_PREFIX, hex);
+	return s3d_buf_printf(out, "%s%s%c%s", d->root, S3D_DRIVER_TAIL_PREFIX,
+			      S3D_UPLOAD_TAIL_HASHED, hex);
 }
 
 static const char *upload_name(const s3d_writer *w)

@@ -7,7 +7,7 @@
  *     Key == K; the newest wins, others are aborted when found), holding
  *     parts 1..N, every one >= 5 MiB;
  *   - at most one tail object, the bytes after the parts (< 5 MiB), at
- *     tail_key(K) with x-amz-meta-s3direct: "<upload-id or '->:<offset>",
+ *     tail_key(K) (see s3d_upload_tail_key) with x-amz-meta-s3direct: "<upload-id or '->:<offset>",
  *     offset = bytes in the parts before it. A tail whose stamp does not
  *     match the upload found and its parts' sum is stale and ignored.
  *   - the committed object K (only appended to when neither of the above exists).
@@ -19,7 +19,16 @@
 
 #define S3D_UPLOAD_STAMP_HEADER "x-amz-meta-s3direct"
 
-/* <root>_s3direct/tails/<hex SHA-256 of key> into out (reset first). */
+#define S3D_UPLOAD_KEY_MAX 1024   /* S3's longest key */
+#define S3D_UPLOAD_TAIL_HASHED '#' /* never the first byte of a path's key */
+
+/*
+ * Tail key of key (which starts with the driver's root) into out (reset
+ * first): <root>_s3direct/tails/<key without the root>, so that the tails of
+ * every path below a directory share its prefix and a Delete of the
+ * directory finds them. When that would be longer than S3 allows:
+ * <root>_s3direct/tails/#<hex SHA-256 of key>.
+ */
 int s3d_upload_tail_key(const s3d_driver *d, const char *key, s3d_buf *out);
 
 #endif

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/distribution/distribution/v3/registry/storage/driver/testsuites"
@@ -386,6 +387,76 @@ func TestWriterLifecycle(t *testing.T) {
 	if top, err := d.List(ctx, "/"); err != nil || len(top) != 0 {
 		t.Fatalf("List(/) after cleanup = %q, %v", top, err)
 	}
+}
+
+// TestPurgeUploadsLeavesNothing: the stock upload purger (storage.PurgeUploads,
+// what storage.maintenance.uploadpurging runs) deletes an abandoned upload's
+// directory. The bytes its writer left in S3 (a multipart upload and a tail
+// object, which no listing of the directory shows) go too: a later Writer on
+// the same path, from another driver instance, starts empty instead of
+// bringing the purged bytes back.
+func TestPurgeUploadsLeavesNothing(t *testing.T) {
+	p := liveParams(t)
+	p["chunksize"] = 5 << 20
+	d1, err := FromParameters(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := FromParameters(context.Background(), clone(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dir := "/docker/registry/v2/repositories/purge/me/_uploads/" + randHex(16)
+	old := time.Now().Add(-48 * time.Hour).UTC().Format(time.RFC3339)
+	if err := d1.PutContent(ctx, dir+"/startedat", []byte(old)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{6 << 20, 1 << 20} { // parts and a tail; a tail alone
+		data := path.Join(dir, fmt.Sprintf("data-%d", n))
+		w, err := d1.Writer(ctx, data, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if w, err = d2.Writer(ctx, data, true); err != nil || w.Size() != int64(n) {
+			t.Fatalf("before the purge, Writer(%s, append) = size %d, %v; want %d", data, sizeOf(w), err, n)
+		}
+		_ = w.Close()
+	}
+
+	deleted, errs := storage.PurgeUploads(ctx, d1, time.Now().Add(-time.Hour), true)
+	if len(errs) != 0 || len(deleted) != 1 || deleted[0] != dir {
+		t.Fatalf("PurgeUploads = %q, %v; want [%s]", deleted, errs, dir)
+	}
+	for _, n := range []int{6 << 20, 1 << 20} {
+		data := path.Join(dir, fmt.Sprintf("data-%d", n))
+		w, err := d2.Writer(ctx, data, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Size() != 0 {
+			t.Errorf("after the purge, Writer(%s, append) resumes at %d bytes, want 0", data, w.Size())
+		}
+		if err := w.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d1.Stat(ctx, dir); !isNotFound(err) {
+		t.Fatalf("Stat(%s) after the purge: %v", dir, err)
+	}
+}
+
+func sizeOf(w storagedriver.FileWriter) int64 {
+	if w == nil {
+		return -1
+	}
+	return w.Size()
 }
 
 func isNotFound(err error) bool {

@@ -613,22 +613,22 @@ static void test_delete(void)
 	T_EQ_INT(S3D_OK, put(d, "/del/x/2/3", "1"));
 	T_EQ_INT(S3D_OK, put(d, "/del/x/2/4/5", "1"));
 	T_EQ_INT(S3D_OK, put(d, "/del/x-sibling", "1"));
-	T_EQ_INT(S3D_OK, s3d_put_object(admin, rbucket, "it/root/_s3direct/tails/del", "t", 1,
+	T_EQ_INT(S3D_OK, s3d_put_object(admin, rbucket, "it/root/_s3direct/keep", "t", 1,
 					NULL, NULL, &err));
 	T_EQ_INT(S3D_OK, s3d_driver_delete(d, "/del/x", &err));
 	T_EQ_INT(S3D_E_NOTFOUND, s3d_driver_stat(d, "/del/x", &st, &err));
 	T_EQ_INT(S3D_OK, s3d_driver_stat(d, "/del/x-sibling", &st, &err));
-	T_EQ_INT(S3D_OK, s3d_head_object(admin, rbucket, "it/root/_s3direct/tails/del", 0, NULL, &err));
+	T_EQ_INT(S3D_OK, s3d_head_object(admin, rbucket, "it/root/_s3direct/keep", 0, NULL, &err));
 	T_EQ_INT(S3D_E_NOTFOUND, s3d_driver_delete(d, "/_s3direct", &err));
-	T_EQ_INT(S3D_E_NOTFOUND, s3d_driver_delete(d, "/_s3direct/tails/del", &err));
-	T_EQ_INT(S3D_OK, s3d_head_object(admin, rbucket, "it/root/_s3direct/tails/del", 0, NULL, &err));
+	T_EQ_INT(S3D_E_NOTFOUND, s3d_driver_delete(d, "/_s3direct/keep", &err));
+	T_EQ_INT(S3D_OK, s3d_head_object(admin, rbucket, "it/root/_s3direct/keep", 0, NULL, &err));
 
 	/* everything under the first part, then nothing is left */
 	T_EQ_INT(S3D_OK, s3d_driver_delete(d, "/del", &err));
 	T_EQ_INT(S3D_E_NOTFOUND, s3d_driver_delete(d, "/del", &err));
 	T_EQ_INT(S3D_OK, list_str(d, "/", out, sizeof(out)));
 	T_EQ_STR("", out);
-	T_EQ_INT(S3D_OK, s3d_delete_object(admin, rbucket, "it/root/_s3direct/tails/del", &err));
+	T_EQ_INT(S3D_OK, s3d_delete_object(admin, rbucket, "it/root/_s3direct/keep", &err));
 	s3d_buf_cleanup(&b);
 	s3d_driver_free(d);
 }

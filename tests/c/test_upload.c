@@ -977,6 +977,90 @@ static void test_large_rest_becomes_part(void)
 	free(data);
 }
 
+/* Writes n bytes of data to a fresh writer at path and closes it. */
+static void write_closed(const char *path, const uint8_t *data, size_t n)
+{
+	s3d_writer *w = wopen(g_d, path, 0);
+
+	T_REQUIRE(w);
+	T_EQ_INT(S3D_OK, wwrite(w, data, n, MiB));
+	T_EQ_INT(S3D_OK, WCLOSE(w));
+	s3d_writer_free(w);
+}
+
+/*
+ * A Delete of a directory (the stock upload purger's) takes the unfinished
+ * uploads below it along: multipart uploads and tails, mirrored or hashed.
+ * A sibling directory's upload stays and goes on.
+ */
+static void test_delete_takes_unfinished_uploads(void)
+{
+	const char *small = "/gone/_uploads/a/data", *big = "/gone/_uploads/b/data";
+	const char *other = "/gone-not/_uploads/c/data";
+	char lng[1100], key[1100], tail[1100], seg[201];
+	uint8_t *data = t_make_pattern(PART + MiB, 23);
+	s3d_writer *w;
+	s3d_error err;
+	size_t rl = strlen(ROOT) + 1;
+
+	T_REQUIRE(data);
+	/* a path whose key fits S3 but whose mirrored tail key would not */
+	memset(seg, 'x', 200);
+	seg[200] = 0;
+	snprintf(lng, sizeof(lng), "/gone/%s/%s/%s/%s/%s/%.*s", seg, seg, seg, seg, seg,
+		 (int)(1020 - rl - 5 - 5 * 201), seg);
+	key_of(lng, key, sizeof(key));
+	T_EQ_INT(1020, (int64_t)strlen(key));
+	tail_of(lng, tail, sizeof(tail));
+	T_TRUE(strstr(tail, S3D_DRIVER_TAIL_PREFIX "#") != NULL);
+	tail_of(small, tail, sizeof(tail));
+	T_EQ_STR(ROOT "/" S3D_DRIVER_TAIL_PREFIX "gone/_uploads/a/data", tail);
+
+	s3d_error_clear(&err);
+	T_EQ_INT(S3D_OK, s3d_put_object(cli(), bucket, ROOT "/gone/_uploads/a/startedat", "t", 1,
+					NULL, NULL, &err));
+	write_closed(small, data, MiB);
+	write_closed(big, data, PART + MiB);
+	write_closed(lng, data, PART + MiB);
+	write_closed(other, data, MiB);
+	T_EQ_INT(MiB, tail_size(small));
+	T_EQ_INT(1, uploads_of(big));
+	T_EQ_INT(MiB, tail_size(big));
+	T_EQ_INT(1, uploads_of(lng));
+	T_EQ_INT(MiB, tail_size(lng));
+
+	T_EQ_INT(S3D_OK, s3d_driver_delete(g_d, "/gone", &err));
+	T_EQ_INT(-1, tail_size(small));
+	T_EQ_INT(0, uploads_of(big));
+	T_EQ_INT(-1, tail_size(big));
+	T_EQ_INT(0, uploads_of(lng));
+	T_EQ_INT(-1, tail_size(lng));
+	T_EQ_INT(-1, head_size(ROOT "/gone/_uploads/a/startedat"));
+	w = wopen(g_d, small, 1);
+	T_REQUIRE(w);
+	T_EQ_INT(0, s3d_writer_size(w));
+	T_EQ_INT(S3D_OK, WCANCEL(w));
+	s3d_writer_free(w);
+
+	/* the sibling's upload is whole and goes on */
+	T_EQ_INT(MiB, tail_size(other));
+	w = wopen(g_d, other, 1);
+	T_REQUIRE(w);
+	T_EQ_INT(MiB, s3d_writer_size(w));
+	T_EQ_INT(S3D_OK, wwrite(w, data + MiB, MiB, MiB));
+	T_EQ_INT(S3D_OK, WCOMMIT(w));
+	s3d_writer_free(w);
+	check_content(other, data, 2 * MiB);
+
+	/* a Delete of an unfinished upload's own path: gone, and not found */
+	write_closed(big, data, PART + MiB);
+	T_EQ_INT(S3D_E_NOTFOUND, s3d_driver_delete(g_d, big, &err));
+	T_EQ_INT(0, uploads_of(big));
+	T_EQ_INT(-1, tail_size(big));
+	remove_path("/gone-not");
+	free(data);
+}
+
 static int count_tails(void *ud, const s3d_list_entry *e)
 {
 	int *n = ud;
@@ -1038,6 +1122,7 @@ int main(void)
 	T_RUN(test_empty_upload_dropped);
 	T_RUN(test_commit_after_upload_vanished);
 	T_RUN(test_cancel_removes_everything);
+	T_RUN(test_delete_takes_unfinished_uploads);
 	T_RUN(test_fresh_open_aborts_dangling);
 	T_RUN(test_newest_upload_wins);
 	T_RUN(test_irregular_writes);
