@@ -706,6 +706,8 @@ struct del_page {
 	s3d_buf last;           /* last key listed (private ones included) */
 	const char *exact;      /* NULL: every key but private ones; else only */
 	const char *under;      /* exact and keys starting with under */
+	s3d_buf *seen;          /* NULL, or gets a copy of every key collected
+				   (NUL-separated; once full, no more) */
 	int rc;
 };
 
@@ -726,6 +728,8 @@ static int del_collect(void *ud, const s3d_list_entry *e)
 	p->rc = s3d_buf_append(&p->keys, e->key, strlen(e->key) + 1);
 	if (p->rc != S3D_OK)
 		return 1;
+	if (p->seen)
+		(void)s3d_buf_append(p->seen, e->key, strlen(e->key) + 1);
 	p->n++;
 	return 0;
 }
@@ -815,6 +819,7 @@ static int del_hashed_tail(s3d_driver *d, const char *key, s3d_buf *tail, s3d_er
 struct del_uploads {
 	const char *key;
 	size_t klen;
+	int exact;              /* only uploads of key itself */
 	s3d_buf pairs;          /* "key\0upload-id\0" per upload */
 	size_t n;
 	int rc;
@@ -825,7 +830,8 @@ static int del_upload_collect(void *ud, const s3d_list_entry *e)
 	struct del_uploads *u = ud;
 
 	if (e->kind != S3D_ENTRY_UPLOAD || !e->key || !e->upload_id || !*e->upload_id ||
-	    strncmp(e->key, u->key, u->klen) != 0 || (e->key[u->klen] && e->key[u->klen] != '/'))
+	    strncmp(e->key, u->key, u->klen) != 0 ||
+	    (e->key[u->klen] && (u->exact || e->key[u->klen] != '/')))
 		return 0;
 	u->rc = s3d_buf_append(&u->pairs, e->key, strlen(e->key) + 1);
 	if (u->rc == S3D_OK)
@@ -842,7 +848,7 @@ static int del_upload_collect(void *ud, const s3d_list_entry *e)
  * upload is no longer listed, so each round lists from the start. Every
  * abort is tried; the first failure is reported.
  */
-static int del_uploads(s3d_driver *d, const char *key, s3d_error *err)
+static int del_uploads(s3d_driver *d, const char *key, int exact, s3d_error *err)
 {
 	struct del_uploads u;
 	s3d_list_opts o;
@@ -856,6 +862,7 @@ static int del_uploads(s3d_driver *d, const char *key, s3d_error *err)
 	memset(&u, 0, sizeof(u));
 	u.key = key;
 	u.klen = strlen(key);
+	u.exact = exact;
 	s3d_buf_init(&u.pairs, (size_t)ABORT_ROUND * (KEY_MAX + 4096 + 2));
 	s3d_buf_init(&tail, KEY_BUF_MAX + 80);
 	do {
@@ -892,7 +899,7 @@ static int del_uploads(s3d_driver *d, const char *key, s3d_error *err)
  * puts them below one prefix; a hashed tail of key itself is deleted by
  * name).
  */
-static int del_tails(s3d_driver *d, const char *key, s3d_error *err)
+static int del_tails(s3d_driver *d, const char *key, s3d_buf *seen, s3d_error *err)
 {
 	struct del_page p;
 	s3d_buf tail, under;
@@ -901,6 +908,7 @@ static int del_tails(s3d_driver *d, const char *key, s3d_error *err)
 
 	memset(&p, 0, sizeof(p));
 	p.d = d;
+	p.seen = seen;
 	s3d_buf_init(&tail, KEY_BUF_MAX + 80);
 	s3d_buf_init(&under, KEY_BUF_MAX + 80);
 	s3d_buf_init(&p.keys, (size_t)(S3D_XML_MAX_ENTRIES + 1) * (KEY_MAX + 1));
@@ -936,15 +944,25 @@ static void *del_uploads_run(void *ud)
 {
 	struct del_job *j = ud;
 
-	j->rc = del_uploads(j->d, j->key, &j->err);
+	j->rc = del_uploads(j->d, j->key, 0, &j->err);
 	return NULL;
 }
 
-/* del_uploads and del_tails side by side (one round trip of latency, not
- * two); inline when no thread can be had. The first failure is reported. */
+/*
+ * del_uploads and del_tails side by side (one round trip of latency, not
+ * two); inline when no thread can be had. Then, for each tail deleted, the
+ * uploads of its key by exact name: MinIO's ListMultipartUploads matches a
+ * prefix only when it is a whole key, so the listing of the directory finds
+ * nothing there. (An upload whose bytes end on a part boundary has no tail:
+ * on such a server it is left to the server's own expiry of stale uploads.)
+ * The first failure is reported.
+ */
 static int del_unfinished(s3d_driver *d, const char *key, s3d_error *err)
 {
+	size_t tl = strlen(d->root) + strlen(S3D_DRIVER_TAIL_PREFIX);
 	struct del_job j;
+	s3d_buf seen, k;
+	const char *t, *end;
 	pthread_t th;
 	int rc, threaded;
 
@@ -952,10 +970,12 @@ static int del_unfinished(s3d_driver *d, const char *key, s3d_error *err)
 	j.d = d;
 	j.key = key;
 	s3d_error_clear(&j.err);
+	s3d_buf_init(&seen, (size_t)ABORT_ROUND * (KEY_MAX + 1));
+	s3d_buf_init(&k, KEY_BUF_MAX);
 	threaded = pthread_create(&th, NULL, del_uploads_run, &j) == 0;
 	if (!threaded)
 		del_uploads_run(&j);
-	rc = del_tails(d, key, err);
+	rc = del_tails(d, key, &seen, err);
 	if (threaded)
 		pthread_join(th, NULL);
 	if (j.rc != S3D_OK && rc == S3D_OK) {
@@ -963,6 +983,20 @@ static int del_unfinished(s3d_driver *d, const char *key, s3d_error *err)
 		if (err)
 			*err = j.err;
 	}
+	t = (const char *)seen.ptr;
+	end = t ? t + seen.len : NULL;
+	for (; rc == S3D_OK && t && t < end; t += strlen(t) + 1) {
+		if (strlen(t) <= tl || t[tl] == S3D_UPLOAD_TAIL_HASHED)
+			continue; /* a hashed tail's key is not in its name */
+		s3d_buf_reset(&k);
+		rc = s3d_buf_printf(&k, "%s%s", d->root, t + tl);
+		if (rc != S3D_OK)
+			rc = fail(err, rc, "DELETE", d->bucket, t, "key too long");
+		else
+			rc = del_uploads(d, s3d_buf_str(&k), 1, err);
+	}
+	s3d_buf_cleanup(&seen);
+	s3d_buf_cleanup(&k);
 	return rc;
 }
 

@@ -996,6 +996,7 @@ static void write_closed(const char *path, const uint8_t *data, size_t n)
 static void test_delete_takes_unfinished_uploads(void)
 {
 	const char *small = "/gone/_uploads/a/data", *big = "/gone/_uploads/b/data";
+	const char *whole = "/gone/_uploads/d/data"; /* parts only, no tail */
 	const char *other = "/gone-not/_uploads/c/data";
 	char lng[1100], key[1100], tail[1100], seg[201];
 	uint8_t *data = t_make_pattern(PART + MiB, 23);
@@ -1022,14 +1023,18 @@ static void test_delete_takes_unfinished_uploads(void)
 	write_closed(small, data, MiB);
 	write_closed(big, data, PART + MiB);
 	write_closed(lng, data, PART + MiB);
+	write_closed(whole, data, PART);
 	write_closed(other, data, MiB);
 	T_EQ_INT(MiB, tail_size(small));
 	T_EQ_INT(1, uploads_of(big));
 	T_EQ_INT(MiB, tail_size(big));
 	T_EQ_INT(1, uploads_of(lng));
 	T_EQ_INT(MiB, tail_size(lng));
+	T_EQ_INT(1, uploads_of(whole));
+	T_EQ_INT(-1, tail_size(whole));
 
 	T_EQ_INT(S3D_OK, s3d_driver_delete(g_d, "/gone", &err));
+	T_EQ_INT(0, uploads_of(whole));
 	T_EQ_INT(-1, tail_size(small));
 	T_EQ_INT(0, uploads_of(big));
 	T_EQ_INT(-1, tail_size(big));
