@@ -706,8 +706,7 @@ struct del_page {
 	s3d_buf last;           /* last key listed (private ones included) */
 	const char *exact;      /* NULL: every key but private ones; else only */
 	const char *under;      /* exact and keys starting with under */
-	s3d_buf *seen;          /* NULL, or gets a copy of every key collected
-				   (NUL-separated; once full, no more) */
+	int tails;              /* the keys are tails (see del_tail_uploads) */
 	int rc;
 };
 
@@ -728,8 +727,6 @@ static int del_collect(void *ud, const s3d_list_entry *e)
 	p->rc = s3d_buf_append(&p->keys, e->key, strlen(e->key) + 1);
 	if (p->rc != S3D_OK)
 		return 1;
-	if (p->seen)
-		(void)s3d_buf_append(p->seen, e->key, strlen(e->key) + 1);
 	p->n++;
 	return 0;
 }
@@ -755,6 +752,8 @@ static int del_batch(s3d_driver *d, struct del_page *p, s3d_error *err)
 	free(keys);
 	return rc;
 }
+
+static int del_tail_uploads(s3d_driver *d, const struct del_page *p, s3d_error *err);
 
 /*
  * Lists prefix page by page and deletes what p collects of each page, with
@@ -790,6 +789,8 @@ static int del_listed(s3d_driver *d, struct del_page *p, const char *prefix, siz
 		more = token.len > 0 && p->last.len > 0;
 		if (rc == S3D_OK && more)
 			rc = set_buf(&after, (const char *)p->last.ptr, p->last.len);
+		if (rc == S3D_OK && p->tails)
+			rc = del_tail_uploads(d, p, err);
 		if (rc == S3D_OK)
 			rc = del_batch(d, p, err);
 		if (rc == S3D_OK)
@@ -802,15 +803,23 @@ static int del_listed(s3d_driver *d, struct del_page *p, const char *prefix, siz
 	return rc;
 }
 
+/* 1 when tail (a key from s3d_upload_tail_key) is a hash of its path's key. */
+static int tail_is_hashed(const s3d_driver *d, const char *tail)
+{
+	size_t rl = strlen(d->root);
+
+	return strncmp(tail + rl, S3D_UPLOAD_TAIL_HASHED_PREFIX,
+		       strlen(S3D_UPLOAD_TAIL_HASHED_PREFIX)) == 0;
+}
+
 /* A tail whose key is a hash (s3d_upload_tail_key): no directory lists it. */
 static int del_hashed_tail(s3d_driver *d, const char *key, s3d_buf *tail, s3d_error *err)
 {
-	size_t tl = strlen(d->root) + strlen(S3D_DRIVER_TAIL_PREFIX);
 	int rc = s3d_upload_tail_key(d, key, tail);
 
 	if (rc != S3D_OK)
 		return fail(err, rc, "DELETE", d->bucket, key, "tail key");
-	if (tail->len <= tl || tail->ptr[tl] != S3D_UPLOAD_TAIL_HASHED)
+	if (!tail_is_hashed(d, s3d_buf_str(tail)))
 		return S3D_OK;
 	rc = s3d_delete_object(d->client, d->bucket, s3d_buf_str(tail), err);
 	return rc == S3D_E_NOTFOUND ? S3D_OK : rc;
@@ -842,11 +851,13 @@ static int del_upload_collect(void *ud, const s3d_list_entry *e)
 }
 
 /*
- * Aborts every multipart upload of key or below key + "/" (a writer's parts
- * that no later open will find once its directory is gone), with the tails
- * of those whose tail key is hashed. Rounds of ABORT_ROUND: an aborted
- * upload is no longer listed, so each round lists from the start. Every
- * abort is tried; the first failure is reported.
+ * Aborts every multipart upload of key (exact) or also of every key below
+ * key + "/" (a writer's parts that no later open will find once its
+ * directory is gone), with the tails of those whose tail key is hashed.
+ * Rounds of ABORT_ROUND: an aborted upload is no longer listed, so each
+ * round lists from the start; a round that aborts nothing ends it (a server
+ * that still lists what it no longer has). Every abort is tried; the first
+ * failure is reported.
  */
 static int del_uploads(s3d_driver *d, const char *key, int exact, s3d_error *err)
 {
@@ -855,7 +866,7 @@ static int del_uploads(s3d_driver *d, const char *key, int exact, s3d_error *err
 	s3d_buf tail;
 	s3d_error e;
 	const char *k, *id;
-	size_t i;
+	size_t i, aborted;
 	long rounds = 0;
 	int rc = S3D_OK, arc;
 
@@ -868,6 +879,7 @@ static int del_uploads(s3d_driver *d, const char *key, int exact, s3d_error *err
 	do {
 		u.n = 0;
 		u.rc = S3D_OK;
+		aborted = 0;
 		s3d_buf_reset(&u.pairs);
 		memset(&o, 0, sizeof(o));
 		o.prefix = key;
@@ -879,18 +891,62 @@ static int del_uploads(s3d_driver *d, const char *key, int exact, s3d_error *err
 			id = k + strlen(k) + 1;
 			s3d_error_clear(&e);
 			arc = s3d_abort_multipart(d->client, d->bucket, k, id, &e);
+			aborted += arc == S3D_OK;
 			if (arc == S3D_OK || arc == S3D_E_NOTFOUND)
 				arc = del_hashed_tail(d, k, &tail, &e);
-			if (arc != S3D_OK && rc == S3D_OK) {
-				rc = arc;
+			if (arc != S3D_OK && u.rc == S3D_OK) {
+				u.rc = arc; /* the first failure; the others are still tried */
 				if (err)
 					*err = e;
 			}
 			k = id + strlen(id) + 1;
 		}
-	} while (rc == S3D_OK && u.n >= ABORT_ROUND && ++rounds < ABORT_ROUNDS_MAX);
+		if (rc == S3D_OK)
+			rc = u.rc;
+	} while (rc == S3D_OK && u.n >= ABORT_ROUND && aborted > 0 &&
+		 ++rounds < ABORT_ROUNDS_MAX);
 	s3d_buf_cleanup(&u.pairs);
 	s3d_buf_cleanup(&tail);
+	return rc;
+}
+
+/*
+ * Before a page of tails is deleted: the uploads of each tail's key, by
+ * exact name. MinIO's ListMultipartUploads matches a prefix only when it is
+ * a whole key, so the listing of a directory (del_uploads) finds nothing
+ * there; a tail names its key. Done before the tails go, so that a Delete
+ * that fails here can be retried and still find them. (An upload whose
+ * bytes end on a part boundary has no tail: on such a server it is left to
+ * the server's own expiry of stale uploads.) Every key is tried; the first
+ * failure is reported.
+ */
+static int del_tail_uploads(s3d_driver *d, const struct del_page *p, s3d_error *err)
+{
+	size_t tl = strlen(d->root) + strlen(S3D_DRIVER_TAIL_PREFIX), i;
+	const char *t = (const char *)p->keys.ptr;
+	s3d_buf k;
+	s3d_error e;
+	int rc = S3D_OK, trc;
+
+	s3d_buf_init(&k, KEY_BUF_MAX);
+	for (i = 0; i < p->n; i++, t += strlen(t) + 1) {
+		if (strlen(t) <= tl || strncmp(t + tl - strlen(S3D_DRIVER_TAIL_PREFIX),
+					       S3D_DRIVER_TAIL_PREFIX, strlen(S3D_DRIVER_TAIL_PREFIX)) != 0)
+			continue; /* not a mirrored tail */
+		s3d_buf_reset(&k);
+		s3d_error_clear(&e);
+		trc = s3d_buf_printf(&k, "%s%s", d->root, t + tl);
+		if (trc != S3D_OK)
+			trc = fail(&e, trc, "DELETE", d->bucket, t, "key too long");
+		else
+			trc = del_uploads(d, s3d_buf_str(&k), 1, &e);
+		if (trc != S3D_OK && rc == S3D_OK) {
+			rc = trc;
+			if (err)
+				*err = e;
+		}
+	}
+	s3d_buf_cleanup(&k);
 	return rc;
 }
 
@@ -899,7 +955,7 @@ static int del_uploads(s3d_driver *d, const char *key, int exact, s3d_error *err
  * puts them below one prefix; a hashed tail of key itself is deleted by
  * name).
  */
-static int del_tails(s3d_driver *d, const char *key, s3d_buf *seen, s3d_error *err)
+static int del_tails(s3d_driver *d, const char *key, s3d_error *err)
 {
 	struct del_page p;
 	s3d_buf tail, under;
@@ -908,15 +964,14 @@ static int del_tails(s3d_driver *d, const char *key, s3d_buf *seen, s3d_error *e
 
 	memset(&p, 0, sizeof(p));
 	p.d = d;
-	p.seen = seen;
+	p.tails = 1;
 	s3d_buf_init(&tail, KEY_BUF_MAX + 80);
 	s3d_buf_init(&under, KEY_BUF_MAX + 80);
 	s3d_buf_init(&p.keys, (size_t)(S3D_XML_MAX_ENTRIES + 1) * (KEY_MAX + 1));
 	s3d_buf_init(&p.last, KEY_BUF_MAX);
 	rc = del_hashed_tail(d, key, &tail, err);
 	/* below a key too long for a mirrored tail, every tail is hashed */
-	if (rc == S3D_OK && tail.ptr[strlen(d->root) + strlen(S3D_DRIVER_TAIL_PREFIX)] !=
-				    S3D_UPLOAD_TAIL_HASHED) {
+	if (rc == S3D_OK && !tail_is_hashed(d, s3d_buf_str(&tail))) {
 		rc = s3d_buf_printf(&under, "%s/", s3d_buf_str(&tail));
 		if (rc != S3D_OK) {
 			rc = fail(err, rc, "DELETE", d->bucket, key, "tail key too long");
@@ -933,70 +988,54 @@ static int del_tails(s3d_driver *d, const char *key, s3d_buf *seen, s3d_error *e
 	return rc;
 }
 
+/* One side of the clean-up of unfinished uploads, on its own thread. */
 struct del_job {
 	s3d_driver *d;
 	const char *key;
+	int (*fn)(s3d_driver *d, const char *key, s3d_error *err);
+	int threaded;
+	pthread_t thread;
 	int rc;
 	s3d_error err;
 };
 
-static void *del_uploads_run(void *ud)
+static int del_uploads_below(s3d_driver *d, const char *key, s3d_error *err)
+{
+	return del_uploads(d, key, 0, err);
+}
+
+static void *del_job_run(void *ud)
 {
 	struct del_job *j = ud;
 
-	j->rc = del_uploads(j->d, j->key, 0, &j->err);
+	j->rc = j->fn(j->d, j->key, &j->err);
 	return NULL;
 }
 
-/*
- * del_uploads and del_tails side by side (one round trip of latency, not
- * two); inline when no thread can be had. Then, for each tail deleted, the
- * uploads of its key by exact name: MinIO's ListMultipartUploads matches a
- * prefix only when it is a whole key, so the listing of the directory finds
- * nothing there. (An upload whose bytes end on a part boundary has no tail:
- * on such a server it is left to the server's own expiry of stale uploads.)
- * The first failure is reported.
- */
-static int del_unfinished(s3d_driver *d, const char *key, s3d_error *err)
+/* Starts fn on a thread; inline when no thread can be had. */
+static void del_job_start(struct del_job *j, s3d_driver *d, const char *key,
+			  int (*fn)(s3d_driver *, const char *, s3d_error *))
 {
-	size_t tl = strlen(d->root) + strlen(S3D_DRIVER_TAIL_PREFIX);
-	struct del_job j;
-	s3d_buf seen, k;
-	const char *t, *end;
-	pthread_t th;
-	int rc, threaded;
+	memset(j, 0, sizeof(*j));
+	j->d = d;
+	j->key = key;
+	j->fn = fn;
+	s3d_error_clear(&j->err);
+	j->threaded = pthread_create(&j->thread, NULL, del_job_run, j) == 0;
+	if (!j->threaded)
+		del_job_run(j);
+}
 
-	memset(&j, 0, sizeof(j));
-	j.d = d;
-	j.key = key;
-	s3d_error_clear(&j.err);
-	s3d_buf_init(&seen, (size_t)ABORT_ROUND * (KEY_MAX + 1));
-	s3d_buf_init(&k, KEY_BUF_MAX);
-	threaded = pthread_create(&th, NULL, del_uploads_run, &j) == 0;
-	if (!threaded)
-		del_uploads_run(&j);
-	rc = del_tails(d, key, &seen, err);
-	if (threaded)
-		pthread_join(th, NULL);
-	if (j.rc != S3D_OK && rc == S3D_OK) {
-		rc = j.rc;
+/* Waits for j; its failure becomes rc's when rc is S3D_OK. */
+static int del_job_wait(struct del_job *j, int rc, s3d_error *err)
+{
+	if (j->threaded)
+		pthread_join(j->thread, NULL);
+	if (j->rc != S3D_OK && rc == S3D_OK) {
+		rc = j->rc;
 		if (err)
-			*err = j.err;
+			*err = j->err;
 	}
-	t = (const char *)seen.ptr;
-	end = t ? t + seen.len : NULL;
-	for (; rc == S3D_OK && t && t < end; t += strlen(t) + 1) {
-		if (strlen(t) <= tl || t[tl] == S3D_UPLOAD_TAIL_HASHED)
-			continue; /* a hashed tail's key is not in its name */
-		s3d_buf_reset(&k);
-		rc = s3d_buf_printf(&k, "%s%s", d->root, t + tl);
-		if (rc != S3D_OK)
-			rc = fail(err, rc, "DELETE", d->bucket, t, "key too long");
-		else
-			rc = del_uploads(d, s3d_buf_str(&k), 1, err);
-	}
-	s3d_buf_cleanup(&seen);
-	s3d_buf_cleanup(&k);
 	return rc;
 }
 
@@ -1005,11 +1044,13 @@ static int del_unfinished(s3d_driver *d, const char *key, s3d_error *err)
  * deleted by name here, nor is "/". What writers left of unfinished uploads
  * of those paths goes first (their multipart uploads and tail objects, which
  * no listing of the directory shows), so that a Delete of an upload's
- * directory, as the stock upload purger does, leaves nothing behind; a
- * failure there fails the Delete before anything of the path is gone.
+ * directory, as the stock upload purger does, leaves nothing behind. They
+ * run on two threads beside the HEAD of the object; a failure there fails
+ * the Delete before any object of the path is gone.
  */
 int s3d_driver_delete(s3d_driver *d, const char *path, s3d_error *err)
 {
+	struct del_job uploads, tails;
 	struct del_page p;
 	s3d_buf key, prefix;
 	size_t total = 0;
@@ -1028,9 +1069,10 @@ int s3d_driver_delete(s3d_driver *d, const char *path, s3d_error *err)
 		rc = fail(err, S3D_E_NOTFOUND, "DELETE", d->bucket, s3d_buf_str(&key), "private path");
 	if (rc == S3D_OK && (rc = dir_prefix(d, path, &prefix)) != S3D_OK)
 		rc = fail(err, rc, "DELETE", d->bucket, path, "key too long");
-	if (rc == S3D_OK)
-		rc = del_unfinished(d, s3d_buf_str(&key), err);
 	if (rc == S3D_OK) {
+		/* the uploads, the tails and the HEAD of the object side by side */
+		del_job_start(&uploads, d, s3d_buf_str(&key), del_uploads_below);
+		del_job_start(&tails, d, s3d_buf_str(&key), del_tails);
 		rc = s3d_head_object(d->client, d->bucket, s3d_buf_str(&key), 0, NULL, err);
 		if (rc == S3D_OK)
 			rc = s3d_buf_append(&p.keys, key.ptr, key.len + 1);
@@ -1038,6 +1080,8 @@ int s3d_driver_delete(s3d_driver *d, const char *path, s3d_error *err)
 			p.n = 1;
 		else if (rc == S3D_E_NOTFOUND)
 			rc = S3D_OK;
+		rc = del_job_wait(&uploads, rc, err);
+		rc = del_job_wait(&tails, rc, err);
 	}
 	if (rc == S3D_OK)
 		rc = del_listed(d, &p, s3d_buf_str(&prefix), &total, err);

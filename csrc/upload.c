@@ -176,8 +176,7 @@ int s3d_upload_tail_key(const s3d_driver *d, const char *key, s3d_buf *out)
 	rc = s3d_sha256_hex(key, strlen(key), hex);
 	if (rc != S3D_OK)
 		return rc;
-	return s3d_buf_printf(out, "%s%s%c%s", d->root, S3D_DRIVER_TAIL_PREFIX,
-			      S3D_UPLOAD_TAIL_HASHED, hex);
+	return s3d_buf_printf(out, "%s%s%s", d->root, S3D_UPLOAD_TAIL_HASHED_PREFIX, hex);
 }
 
 static const char *upload_name(const s3d_writer *w)

@@ -20,14 +20,14 @@
 #define S3D_UPLOAD_STAMP_HEADER "x-amz-meta-s3direct"
 
 #define S3D_UPLOAD_KEY_MAX 1024   /* S3's longest key */
-#define S3D_UPLOAD_TAIL_HASHED '#' /* never the first byte of a path's key */
+#define S3D_UPLOAD_TAIL_HASHED_PREFIX "_s3direct/tails-by-hash/" /* below root */
 
 /*
  * Tail key of key (which starts with the driver's root) into out (reset
  * first): <root>_s3direct/tails/<key without the root>, so that the tails of
  * every path below a directory share its prefix and a Delete of the
  * directory finds them. When that would be longer than S3 allows:
- * <root>_s3direct/tails/#<hex SHA-256 of key>.
+ * <root>_s3direct/tails-by-hash/<hex SHA-256 of key>.
  */
 int s3d_upload_tail_key(const s3d_driver *d, const char *key, s3d_buf *out);
 
