@@ -633,6 +633,88 @@ static void test_delete(void)
 	s3d_driver_free(d);
 }
 
+/*
+ * A Delete whose clean-up of unfinished uploads fails (here: the abort of a
+ * listed upload is refused) fails with S3's answer and deletes no object of
+ * the path: it can be retried and still find the upload. Against a loopback
+ * fault server that plays S3.
+ */
+struct del_fault {
+	pthread_mutex_t mu;
+	int aborts, deletes, listings;
+};
+
+static void del_fault_answer(void *ud, int fd, const char *req, size_t len)
+{
+	struct del_fault *f = ud;
+	char method[16], target[2048];
+	const char *body;
+
+	(void)len;
+	if (t_req_line(req, method, sizeof(method), target, sizeof(target)) != 0) {
+		t_send_answer(fd, "400 Bad Request", NULL, NULL, 0);
+		return;
+	}
+	pthread_mutex_lock(&f->mu);
+	if (strcmp(method, "GET") == 0 && strstr(target, "uploads")) {
+		body = "<ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>false</IsTruncated>"
+		       "<Upload><Key>r/dir/x/data</Key><UploadId>U1</UploadId>"
+		       "<Initiated>2026-11-25T00:00:00.000Z</Initiated></Upload>"
+		       "</ListMultipartUploadsResult>";
+		t_send_answer(fd, "200 OK", NULL, body, strlen(body));
+	} else if (strcmp(method, "DELETE") == 0 && strstr(target, "uploadId=")) {
+		f->aborts++;
+		t_send_s3_error(fd, "403 Forbidden", "AccessDenied", "FAULTABORT");
+	} else if (strcmp(method, "GET") == 0 && strstr(target, "list-type=2")) {
+		f->listings++;
+		/* the bucket check, the tails and the directory: one object each
+		 * time below the directory, none in the tails area */
+		body = strstr(target, "tails")
+			       ? "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>"
+			       : "<ListBucketResult><IsTruncated>false</IsTruncated><Contents>"
+				 "<Key>r/dir/y</Key><Size>1</Size>"
+				 "<LastModified>2026-11-25T00:00:00.000Z</LastModified>"
+				 "</Contents></ListBucketResult>";
+		t_send_answer(fd, "200 OK", NULL, body, strlen(body));
+	} else if (strcmp(method, "HEAD") == 0) {
+		t_send_answer(fd, "404 Not Found", NULL, NULL, 0);
+	} else if (strcmp(method, "POST") == 0 && strstr(target, "delete")) {
+		f->deletes++;
+		body = "<DeleteResult></DeleteResult>";
+		t_send_answer(fd, "200 OK", NULL, body, strlen(body));
+	} else {
+		t_send_answer(fd, "400 Bad Request", NULL, NULL, 0);
+	}
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void test_delete_cleanup_fails_first(void)
+{
+	struct del_fault f;
+	struct t_fault_server srv;
+	s3d_driver_config cfg;
+	s3d_driver *d = NULL;
+	s3d_error err;
+
+	memset(&f, 0, sizeof(f));
+	pthread_mutex_init(&f.mu, NULL);
+	T_REQUIRE(t_fault_start(&srv, del_fault_answer, &f) == 0);
+	t_s3_driver_config(&cfg, srv.endpoint, "b", "r");
+	s3d_error_clear(&err);
+	T_EQ_INT(S3D_OK, s3d_driver_new(&cfg, &d, &err));
+	if (d) {
+		s3d_error_clear(&err);
+		T_EQ_INT(S3D_E_S3, s3d_driver_delete(d, "/dir", &err));
+		T_EQ_STR("AccessDenied", err.code);
+		T_EQ_STR("FAULTABORT", err.request_id);
+		T_EQ_INT(1, f.aborts);
+		T_EQ_INT(0, f.deletes);
+		s3d_driver_free(d);
+	}
+	t_fault_stop(&srv);
+	pthread_mutex_destroy(&f.mu);
+}
+
 /* ---- redirect ---- */
 
 static size_t collect(char *p, size_t sz, size_t n, void *ud)
@@ -906,6 +988,7 @@ int main(void)
 	T_RUN(test_list_pages);
 	T_RUN(test_move);
 	T_RUN(test_delete);
+	T_RUN(test_delete_cleanup_fails_first);
 	T_RUN(test_redirect_url);
 	T_RUN(test_walk_like_s3aws);
 	T_RUN(test_walk_root_and_pages);
