@@ -214,10 +214,11 @@ func runConformance(t *testing.T, target, rootURL string) *conformanceRun {
 
 // parseCurrentJUnit reads the junit.xml of the current conformance program:
 // one testcase per test, named by its path ("OCI Conformance Test/..."),
-// status passed, skipped, failure or error. Some names repeat, in an order
-// that varies from run to run: the results of one name are keyed passed
-// first ("name", "name #2", ...), so that two runs compare by how many of
-// them passed.
+// status passed, skipped, failure or error. Some names repeat (one test per
+// blob or manifest of a data set), in an order that varies from run to run:
+// the results of one name are keyed passed first ("name", "name #2", ...),
+// so that two runs compare by how many of them passed. (Which instance
+// passed cannot be told apart.)
 func parseCurrentJUnit(path string) (*conformanceRun, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -230,10 +231,12 @@ func parseCurrentJUnit(path string) (*conformanceRun, error) {
 	var doc struct {
 		Suites []struct {
 			Cases []struct {
-				Name    string  `xml:"name,attr"`
-				Status  string  `xml:"status,attr"`
-				Failure *result `xml:"failure"`
-				Error   *result `xml:"error"`
+				Name      string  `xml:"name,attr"`
+				Status    string  `xml:"status,attr"`
+				Failure   *result `xml:"failure"`
+				Error     *result `xml:"error"`
+				SystemOut string  `xml:"system-out"`
+				SystemErr string  `xml:"system-err"`
 			} `xml:"testcase"`
 		} `xml:"testsuite"`
 	}
@@ -253,6 +256,11 @@ func parseCurrentJUnit(path string) (*conformanceRun, error) {
 				if f != nil {
 					r.Message = strings.TrimSpace(f.Message + "\n" + f.Data)
 				}
+			}
+			if r.Message == "" && !r.passed() {
+				// the program reports a failure in system-out, the
+				// requests it made in system-err
+				r.Message = strings.TrimSpace(c.SystemOut + "\n" + clipHead(c.SystemErr, 2000))
 			}
 			if _, ok := byName[c.Name]; !ok {
 				names = append(names, c.Name)
@@ -319,7 +327,8 @@ func runCurrentConformance(t *testing.T, target, addr string) *conformanceRun {
 	}
 	run.Target = target
 	run.Line = r.Line
-	t.Logf("current conformance on %s: %.1fs, exit %v, report %s", target, time.Since(start).Seconds(), r.Err, run.Report)
+	announce(t, "conformance-current on %s: %.1fs (limit 5 min)", target, time.Since(start).Seconds())
+	t.Logf("current conformance on %s: exit %v, report %s", target, r.Err, run.Report)
 	return run
 }
 
@@ -400,20 +409,25 @@ func TestConformance(t *testing.T) {
 	b := startRegistry(t, "s3direct-B", storageS3direct(e, bucket, root2)+presign, regOptions{Secret: secret})
 	proxy := startProxy(t, a, b)
 
+	spread := func(suite string, a0, b0 int) {
+		t.Logf("%s: proxy requests per backend so far: %s", suite, proxy.Counts())
+		if proxy.Count("s3direct-A", "PATCH") == a0 || proxy.Count("s3direct-B", "PATCH") == b0 {
+			t.Errorf("%s: the proxy did not spread PATCH requests over both registries: %s", suite, proxy.Counts())
+		}
+	}
 	runs := []*conformanceRun{
 		runConformance(t, "filesystem", fs.URL()),
 		runConformance(t, "s3direct", s3.URL()),
 		runConformance(t, "s3direct-2proc", "http://"+proxy.Addr),
 	}
+	spread("conformance", 0, 0)
+	a0, b0 := proxy.Count("s3direct-A", "PATCH"), proxy.Count("s3direct-B", "PATCH")
 	current := []*conformanceRun{
 		runCurrentConformance(t, "filesystem", fs.Addr),
 		runCurrentConformance(t, "s3direct", s3.Addr),
 		runCurrentConformance(t, "s3direct-2proc", proxy.Addr),
 	}
-	t.Logf("proxy requests per backend: %s", proxy.Counts())
-	if proxy.Count("s3direct-A", "PATCH") == 0 || proxy.Count("s3direct-B", "PATCH") == 0 {
-		t.Errorf("the proxy did not spread PATCH requests over both registries: %s", proxy.Counts())
-	}
+	spread("conformance-current", a0, b0)
 	// expected failures on filesystem: distribution v3.1.1 has no referrers
 	// API, and stores no sha512 blob
 	compareConformance(t, "conformance", minConformancePassed, runs)

@@ -29,7 +29,7 @@ func TestGarbageCollect(t *testing.T) {
 	cranePushAndCheck(t, env, keep, r.Addr, repo)
 	cranePushAndCheck(t, env, drop, r.Addr, repo)
 	mustRun(t, clientTimeout, "", env, nil, toolBin(t, "crane"), "delete", r.Addr+"/"+repo+"@"+drop.Manifest.Digest)
-	r.stop(t) // distribution's docs: collect with the registry stopped or read-only
+	r.stop(t) // collect with the registry stopped (or read-only), as the docs say
 
 	exists := func(digest string) bool {
 		key := pe.blobKey(digest)
@@ -50,6 +50,12 @@ func TestGarbageCollect(t *testing.T) {
 		for _, b := range drop.Blobs() {
 			if got := exists(b.Digest); got == dropGone {
 				t.Errorf("%s: blob %s of the deleted image: in S3 %t, want %t", when, b.Digest, got, !dropGone)
+			}
+			// nothing else is left in a collected blob's directory
+			if d := strings.TrimSuffix(pe.blobKey(b.Digest), "data"); dropGone {
+				if left := pe.keys(t, d); len(left) > 0 {
+					t.Errorf("%s: %s still holds %q", when, d, left)
+				}
 			}
 		}
 	}

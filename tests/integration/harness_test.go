@@ -289,13 +289,16 @@ func runCmd(ctx context.Context, timeout time.Duration, dir string, extraEnv []s
 }
 
 // inheritedEnv is our environment less what would point the clients at the
-// user's configuration.
+// user's configuration, and less the variables that would change what a
+// command does behind its arguments: REGISTRY_* (overrides of a registry
+// configuration) and OCI_* (the conformance programs' settings).
 func inheritedEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "DOCKER_CONFIG", "REGCTL_CONFIG", "XDG_CONFIG_HOME":
+		switch {
+		case k == "DOCKER_CONFIG", k == "REGCTL_CONFIG", k == "XDG_CONFIG_HOME",
+			strings.HasPrefix(k, "REGISTRY_"), strings.HasPrefix(k, "OCI_"):
 			continue
 		}
 		env = append(env, kv)
@@ -492,7 +495,7 @@ func startRegistry(t *testing.T, name, storage string, o regOptions) *registry {
 		r.cmd = exec.Command(bin, "serve", r.Config)
 		// The stock registry exports traces to localhost:4318 unless told
 		// not to (OpenTelemetry's default).
-		r.cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
+		r.cmd.Env = append(inheritedEnv(), "OTEL_TRACES_EXPORTER=none")
 		r.cmd.Stdout = logf
 		r.cmd.Stderr = logf
 		r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
