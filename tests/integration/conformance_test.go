@@ -194,21 +194,29 @@ func runConformance(t *testing.T, target, rootURL string) *conformanceRun {
 		"OCI_DEBUG=0",
 		"OCI_REPORT_DIR=" + dir,
 	}
+	return runSuite(t, "conformance", target, dir, env, parseJUnit, bin, "-ginkgo.no-color")
+}
+
+// runSuite runs argv in dir with env and reads the junit.xml it wrote there
+// with parse. The programs exit non-zero whenever a test fails (stock
+// distribution fails some): only the report decides.
+func runSuite(t *testing.T, suite, target, dir string, env []string,
+	parse func(string) (*conformanceRun, error), argv ...string) *conformanceRun {
+	t.Helper()
 	start := time.Now()
-	r := runCmd(t.Context(), 5*time.Minute, dir, env, nil, bin, "-ginkgo.no-color")
+	r := runCmd(t.Context(), 5*time.Minute, dir, env, nil, argv...)
 	if err := os.WriteFile(filepath.Join(dir, "output.txt"), []byte(r.Stdout+r.Stderr), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The suite exits non-zero whenever a spec fails (stock distribution
-	// fails the referrers specs): only the report decides.
-	run, err := parseJUnit(filepath.Join(dir, "junit.xml"))
+	run, err := parse(filepath.Join(dir, "junit.xml"))
 	if err != nil {
-		t.Fatalf("conformance on %s wrote no usable report (%v; exit: %v)\n  command: %s\n  output:\n%s",
-			target, err, r.Err, r.Line, indent(clip(r.Stdout+r.Stderr, 6000)))
+		t.Fatalf("%s on %s wrote no usable report (%v; exit: %v)\n  command: %s\n  output:\n%s",
+			suite, target, err, r.Err, r.Line, indent(clip(r.Stdout+r.Stderr, 6000)))
 	}
 	run.Target = target
 	run.Line = r.Line
-	t.Logf("conformance on %s: %.1fs, exit %v, report %s", target, time.Since(start).Seconds(), r.Err, run.Report)
+	announce(t, "%s on %s: %.1fs (limit 5 min)", suite, target, time.Since(start).Seconds())
+	t.Logf("%s on %s: exit %v, report %s", suite, target, r.Err, run.Report)
 	return run
 }
 
@@ -313,23 +321,7 @@ func runCurrentConformance(t *testing.T, target, addr string) *conformanceRun {
 		"OCI_LOG=warn",
 		"OCI_RESULTS_DIR=" + dir,
 	}
-	start := time.Now()
-	r := runCmd(t.Context(), 5*time.Minute, dir, env, nil, bin)
-	if err := os.WriteFile(filepath.Join(dir, "output.txt"), []byte(r.Stdout+r.Stderr), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// It exits non-zero whenever a test fails (stock distribution fails
-	// the referrers and sha512 tests): only the report decides.
-	run, err := parseCurrentJUnit(filepath.Join(dir, "junit.xml"))
-	if err != nil {
-		t.Fatalf("current conformance on %s wrote no usable report (%v; exit: %v)\n  command: %s\n  output:\n%s",
-			target, err, r.Err, r.Line, indent(clip(r.Stdout+r.Stderr, 6000)))
-	}
-	run.Target = target
-	run.Line = r.Line
-	announce(t, "conformance-current on %s: %.1fs (limit 5 min)", target, time.Since(start).Seconds())
-	t.Logf("current conformance on %s: exit %v, report %s", target, r.Err, run.Report)
-	return run
+	return runSuite(t, "conformance-current", target, dir, env, parseCurrentJUnit, bin)
 }
 
 // compareConformance fails on every test that passes on filesystem (runs[0])
