@@ -167,7 +167,8 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query() // once per upload request
 	if r.Method == http.MethodGet && q.Get("presigned") == "true" {
 		m.stockHeaders(w)
-		if user, ok := m.authorize(w, r, name); ok && !m.refuseWrite(w) {
+		// a presign hands out writes to S3: asked for as a write (PUT)
+		if user, ok := m.authorize(w, r, accessFor(http.MethodPut, name)); ok && !m.refuseWrite(w) {
 			m.presign(w, r, q, name, uuid, user)
 		}
 		return
@@ -194,7 +195,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the failure's detail (S3 code, request id) is for callers
 		// the registry would let in
 		m.stockHeaders(w)
-		if _, ok := m.authorize(w, r, name); ok {
+		if _, ok := m.authorize(w, r, accessFor(r.Method, name)); ok {
 			m.fail(w, r, name, uuid, err)
 		}
 		return
@@ -204,7 +205,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.stockHeaders(w)
-	if _, ok := m.authorize(w, r, name); !ok {
+	if _, ok := m.authorize(w, r, accessFor(r.Method, name)); !ok {
 		return
 	}
 	switch r.Method {
@@ -215,8 +216,10 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			m.finalize(w, r, q, name, uuid)
 		}
 	case http.MethodPatch:
-		m.writeError(w, http.StatusBadRequest, errcode.ErrorCodeBlobUploadInvalid,
-			"this upload session is presigned: send the bytes to the presigned URLs and finalize with PUT ?digest=", nil)
+		if !m.refuseWrite(w) { // a read-only registry answers every write 405
+			m.writeError(w, http.StatusBadRequest, errcode.ErrorCodeBlobUploadInvalid,
+				"this upload session is presigned: send the bytes to the presigned URLs and finalize with PUT ?digest=", nil)
+		}
 	case http.MethodDelete:
 		if !m.refuseWrite(w) {
 			m.cancel(w, r, name, uuid)
@@ -271,14 +274,28 @@ func (m *middleware) stockHeaders(w http.ResponseWriter) {
 	}
 }
 
-// authorize asks the registry's access controller for pull and push on name,
-// as the stock upload calls do; on refusal it writes the stock answer.
-func (m *middleware) authorize(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+// accessFor is what the stock app asks the access controller for on name for
+// a request of this method (registry/handlers/app.go, appendAccessRecords):
+// pull to read, pull and push to write, delete to cancel.
+func accessFor(method, name string) []auth.Access {
+	res := auth.Resource{Type: "repository", Name: name}
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return []auth.Access{{Resource: res, Action: "pull"}}
+	case http.MethodDelete:
+		return []auth.Access{{Resource: res, Action: "delete"}}
+	default:
+		return []auth.Access{{Resource: res, Action: "pull"}, {Resource: res, Action: "push"}}
+	}
+}
+
+// authorize asks the registry's access controller for access on name, as
+// the stock upload calls do (accessFor); on refusal it writes the stock
+// answer.
+func (m *middleware) authorize(w http.ResponseWriter, r *http.Request, access []auth.Access) (string, bool) {
 	if m.ac == nil {
 		return "", true
 	}
-	res := auth.Resource{Type: "repository", Name: name}
-	access := []auth.Access{{Resource: res, Action: "pull"}, {Resource: res, Action: "push"}}
 	grant, err := m.ac.Authorized(r, access...)
 	if err != nil {
 		var ch auth.Challenge

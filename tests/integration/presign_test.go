@@ -1732,6 +1732,7 @@ func TestPresignMultiProcess(t *testing.T) {
 			ro.presign(t, repo, uuid, nil),
 			ro.finalize(t, repo, uuid, psDigest(data)),
 			ro.cancel(t, repo, uuid),
+			ro.do(t, http.MethodPatch, psUploadPath(repo, uuid), nil, []byte("x")),
 		} {
 			if r.Status != http.StatusMethodNotAllowed || !bytes.Contains(r.Body, []byte("UNSUPPORTED")) ||
 				r.Header.Get("Allow") != "GET, HEAD" {
@@ -2130,7 +2131,8 @@ func TestPresignAuthToken(t *testing.T) {
 	is := newPsIssuer(t)
 	reg := startRegistry(t, "presign-token", pe.storage(), regOptions{Auth: is.authConfig()})
 	repo := "auth/token"
-	full := is.mint(t, repo, "pull", "push")
+	// the stock app asks for delete to cancel an upload
+	full := is.mint(t, repo, "pull", "push", "delete")
 	psAuthFlow(t, pe, reg, full, repo)
 
 	c := newPsClient(reg).with(full)
@@ -2164,4 +2166,18 @@ func TestPresignAuthToken(t *testing.T) {
 		}
 	}
 	c.wantStatus(t, repo, uuid, 0)
+
+	// as the stock app: status needs pull only, cancel needs delete (push
+	// is not enough)
+	if r := pull.status(t, repo, uuid, false); r.Status != http.StatusNoContent {
+		t.Errorf("status with a pull-only token: %v; want 204", r)
+	}
+	push := newPsClient(reg).with(is.mint(t, repo, "pull", "push"))
+	if r := push.cancel(t, repo, uuid); r.Status != http.StatusUnauthorized && r.Status != http.StatusForbidden {
+		t.Errorf("cancel with a pull,push token: %v; want 401 or 403", r)
+	}
+	c.wantStatus(t, repo, uuid, 0)
+	if r := c.cancel(t, repo, uuid); r.Status != http.StatusNoContent {
+		t.Errorf("cancel with a delete token: %v; want 204", r)
+	}
 }
