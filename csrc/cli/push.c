@@ -359,7 +359,8 @@ int s3d_cmd_push_blob(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (interrupted) {
+	/* a signal after the blob was stored interrupted nothing */
+	if (interrupted && rc != S3D_OK) {
 		rc = interrupted_exit(o.cmd);
 		goto out;
 	}
@@ -689,7 +690,7 @@ int s3d_cmd_push(int argc, char **argv)
 	if (rc == 0) {
 		catch_signals();
 		rc = push_layout(&p, digest);
-		if (interrupted)
+		if (interrupted && rc != 0) /* after the manifest: nothing interrupted */
 			rc = interrupted_exit(o.cmd);
 	}
 	if (rc == 0) {
