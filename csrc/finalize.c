@@ -173,8 +173,8 @@ static int verify_object(struct fin *f, const char *key, const s3d_obj_info *inf
 		f->out->verified_by = S3D_VERIFIED_CHECKSUM;
 		return S3D_OK;
 	}
-	rc = s3d_verify_sha256(f->svc->d->client, f->svc->d->bucket, key, &f->svc->cfg.verify,
-			       got, &size, err);
+	rc = s3d_verify_sha256_of(f->svc->d->client, f->svc->d->bucket, key, &f->svc->cfg.verify,
+				  info, got, &size, err);
 	if (rc != S3D_OK)
 		return changed_meanwhile(rc, err);
 	if (size != info->size)

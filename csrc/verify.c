@@ -402,10 +402,11 @@ static int check_config(const s3d_verify_config *cfg)
 	return S3D_OK;
 }
 
-int s3d_verify_sha256_stats(s3d_client *c, const char *bucket, const char *key,
-			    const s3d_verify_config *cfg, uint8_t digest[32],
-			    int64_t *size_out, s3d_verify_stats *stats,
-			    s3d_error *err)
+/* The object is known (size and ETag) when known is not NULL, else HEADed. */
+static int verify_object(s3d_client *c, const char *bucket, const char *key,
+			 const s3d_verify_config *cfg, const s3d_obj_info *known,
+			 uint8_t digest[32], int64_t *size_out, s3d_verify_stats *stats,
+			 s3d_error *err)
 {
 	struct verify v;
 	s3d_obj_info info;
@@ -422,9 +423,11 @@ int s3d_verify_sha256_stats(s3d_client *c, const char *bucket, const char *key,
 	if (check_config(cfg) != S3D_OK)
 		return s3d_err_set(err, S3D_E_INVAL, "range_size must be at most 1 GiB and "
 				   "max_in_flight 0..%d", S3D_VERIFY_MAX_IN_FLIGHT);
-	rc = s3d_head_object(c, bucket, key, 0, &info, err);
-	if (rc != S3D_OK)
+	if (known) {
+		info = *known;
+	} else if ((rc = s3d_head_object(c, bucket, key, 0, &info, err)) != S3D_OK) {
 		return rc;
+	}
 	if (info.size < 0)
 		return s3d_err_set(err, S3D_E_PROTOCOL, "HEAD %s/%s gave no size", bucket, key);
 	v.c = c;
@@ -458,9 +461,26 @@ int s3d_verify_sha256_stats(s3d_client *c, const char *bucket, const char *key,
 	return rc;
 }
 
+int s3d_verify_sha256_stats(s3d_client *c, const char *bucket, const char *key,
+			    const s3d_verify_config *cfg, uint8_t digest[32],
+			    int64_t *size_out, s3d_verify_stats *stats,
+			    s3d_error *err)
+{
+	return verify_object(c, bucket, key, cfg, NULL, digest, size_out, stats, err);
+}
+
+int s3d_verify_sha256_of(s3d_client *c, const char *bucket, const char *key,
+			 const s3d_verify_config *cfg, const s3d_obj_info *info,
+			 uint8_t digest[32], int64_t *size_out, s3d_error *err)
+{
+	if (!info)
+		return s3d_err_set(err, S3D_E_INVAL, "missing object information");
+	return verify_object(c, bucket, key, cfg, info, digest, size_out, NULL, err);
+}
+
 int s3d_verify_sha256(s3d_client *c, const char *bucket, const char *key,
 		      const s3d_verify_config *cfg, uint8_t digest[32],
 		      int64_t *size_out, s3d_error *err)
 {
-	return s3d_verify_sha256_stats(c, bucket, key, cfg, digest, size_out, NULL, err);
+	return verify_object(c, bucket, key, cfg, NULL, digest, size_out, NULL, err);
 }

@@ -20,6 +20,15 @@ typedef struct s3d_verify_stats {
 	size_t peak_memory;    /* bytes of range buffers held (allocated up front) */
 } s3d_verify_stats;
 
+/*
+ * s3d_verify_sha256 of the object a HEAD just described (info: its size and
+ * ETag), without another HEAD: every range is read If-Match that ETag, so an
+ * object replaced since fails (412).
+ */
+int s3d_verify_sha256_of(s3d_client *c, const char *bucket, const char *key,
+			 const s3d_verify_config *cfg, const s3d_obj_info *info,
+			 uint8_t digest[32], int64_t *size_out, s3d_error *err);
+
 /* s3d_verify_sha256 that also fills stats (may be NULL; zeroed first). */
 int s3d_verify_sha256_stats(s3d_client *c, const char *bucket, const char *key,
 			    const s3d_verify_config *cfg, uint8_t digest[32],
