@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "err.h"
 #include "s3_client.h"
+#include "sigv4.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,6 @@
 
 #define UPLOAD_ID_MAX 4096
 #define POLL_MAX_MS 1000
-#define HASH_CHUNK (1u << 20) /* file read size when hashing a small upload */
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_WAITING };
 enum mpu_state { MPU_OPEN, MPU_COMPLETED, MPU_ABORTED };
@@ -211,7 +211,6 @@ static void budget_give(s3d_part_budget *b, size_t n)
  * a time, which is why a writer offers its first buffer only once it holds
  * more than that (a small blob costs 4 KiB pages, not 2 MiB).
  */
-#define HUGE_PAGE ((size_t)2 << 20)
 
 uint8_t *s3d_part_buf_new(size_t n)
 {
@@ -219,18 +218,18 @@ uint8_t *s3d_part_buf_new(size_t n)
 	size_t head, rn;
 	uint8_t *p, *a;
 
-	if (pg <= 0 || n == 0 || n > SIZE_MAX - HUGE_PAGE - (size_t)pg)
+	if (pg <= 0 || n == 0 || n > SIZE_MAX - S3D_HUGE_PAGE - (size_t)pg)
 		return NULL;
 	rn = (n + (size_t)pg - 1) / (size_t)pg * (size_t)pg; /* what the kernel maps */
-	p = mmap(NULL, rn + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, rn + S3D_HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
-	a = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+	a = (uint8_t *)(((uintptr_t)p + S3D_HUGE_PAGE - 1) & ~(uintptr_t)(S3D_HUGE_PAGE - 1));
 	head = (size_t)(a - p);
 	if (head)
 		munmap(p, head);
-	if (HUGE_PAGE - head)
-		munmap(a + rn, HUGE_PAGE - head);
+	if (S3D_HUGE_PAGE - head)
+		munmap(a + rn, S3D_HUGE_PAGE - head);
 	return a;
 }
 
@@ -977,29 +976,12 @@ static int read_full(struct file_src *f, uint8_t *p, size_t n, int64_t off)
 
 static int file_sha256_b64(struct file_src *f, char *out, size_t cap)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	uint8_t *chunk = malloc(HASH_CHUNK), md[32];
-	unsigned int mdlen = 0;
-	int64_t off = 0;
-	size_t n;
-	int rc = ctx && chunk ? S3D_OK : S3D_E_NOMEM;
+	uint8_t md[32];
+	int rc = s3d_sha256_fd(f->fd, f->size, md, NULL, &f->sys_errno);
 
-	if (rc == S3D_OK && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		rc = S3D_E_CRYPTO;
-	while (rc == S3D_OK && off < f->size) {
-		n = f->size - off < HASH_CHUNK ? (size_t)(f->size - off) : HASH_CHUNK;
-		rc = read_full(f, chunk, n, off);
-		if (rc == S3D_OK && EVP_DigestUpdate(ctx, chunk, n) != 1)
-			rc = S3D_E_CRYPTO;
-		off += (int64_t)n;
-	}
-	if (rc == S3D_OK && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof(md)))
-		rc = S3D_E_CRYPTO;
-	if (rc == S3D_OK)
-		rc = s3d_base64(md, sizeof(md), out, cap);
-	EVP_MD_CTX_free(ctx);
-	free(chunk);
-	return rc;
+	if (rc == S3D_E_IO && f->sys_errno == 0)
+		f->shrunk = 1;
+	return rc == S3D_OK ? s3d_base64(md, sizeof(md), out, cap) : rc;
 }
 
 static int upload_small(s3d_client *c, const char *bucket, const char *key,

@@ -35,7 +35,8 @@ int s3d_mpu_commit(s3d_mpu *m, size_t n, s3d_error *err);
 uint8_t *s3d_part_buf_new(size_t n);
 void s3d_part_buf_free(uint8_t *p, size_t n);
 /* Offers the buffer for transparent huge pages (best effort): pages written
- * afterwards become resident 2 MiB at a time. */
+ * afterwards become resident S3D_HUGE_PAGE at a time. */
+#define S3D_HUGE_PAGE ((size_t)2 << 20)
 void s3d_part_buf_huge(uint8_t *p, size_t n);
 /*
  * Hands buf (from s3d_part_buf_new(part_size), len bytes filled) to a new

@@ -526,9 +526,11 @@ static void reset_result(s3d_presign_result *out)
 	out->expires_at = 0;
 }
 
-static int sign_urls(s3d_service *svc, const s3d_session *s, const struct preq *p,
-		     s3d_presign_result *out, s3d_error *err)
+/* The URLs of out->session, valid until the session's end at the latest. */
+static int sign_urls(s3d_service *svc, const struct preq *p, s3d_presign_result *out,
+		     s3d_error *err)
 {
+	const s3d_session *s = &out->session;
 	int64_t life = svc->cfg.url_expires;
 	int rc;
 
@@ -542,8 +544,6 @@ static int sign_urls(s3d_service *svc, const s3d_session *s, const struct preq *
 	if (rc != S3D_OK)
 		return s3d_err_set(err, rc, "cannot sign the upload URLs");
 	out->expires_at = (int64_t)p->now + life;
-	if (s != &out->session)
-		out->session = *s;
 	return S3D_OK;
 }
 
@@ -613,7 +613,7 @@ static int presign_attempt(s3d_service *svc, const s3d_presign_request *rq,
 	if (rc == S3D_OK)
 		rc = presign_once(svc, &p, out, err);
 	if (rc == S3D_OK)
-		rc = sign_urls(svc, &out->session, &p, out, err);
+		rc = sign_urls(svc, &p, out, err);
 	return rc;
 }
 
@@ -649,7 +649,7 @@ int s3d_service_presign_resume(s3d_service *svc, const s3d_presign_request *rq,
 	if (rc == S3D_OK)
 		rc = check_request(rq, &p, err);
 	if (rc == S3D_OK)
-		rc = sign_urls(svc, &out->session, &p, out, err);
+		rc = sign_urls(svc, &p, out, err);
 	return rc;
 }
 

@@ -43,7 +43,6 @@
 #define PROGRESS_MS 200
 #define POLL_MS 200
 #define BACKOFF_CAP_MS 10000
-#define HASH_CHUNK (1u << 20)
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -1888,7 +1887,8 @@ int s3d_reg_finalize(s3d_reg *r, const char *location, const char *digest, s3d_e
 }
 
 /* DELETE location; no_retry: one attempt (a best-effort cleanup). */
-static int cancel_call(s3d_reg *r, const char *location, int no_retry, s3d_error *err)
+/* One DELETE, not retried: it runs while the push is being given up. */
+static int cancel_call(s3d_reg *r, const char *location, s3d_error *err)
 {
 	static const long ok[] = { ANY_2XX, 404, 0 };
 	struct rcall c;
@@ -1896,7 +1896,7 @@ static int cancel_call(s3d_reg *r, const char *location, int no_retry, s3d_error
 
 	rcall_init(&c, "DELETE", S3D_REG_ERR_BODY_MAX);
 	c.url = location;
-	c.no_retry = no_retry;
+	c.no_retry = 1;
 	rc = request(r, &c, ok, err);
 	rcall_cleanup(&c);
 	return rc;
@@ -1926,37 +1926,13 @@ int s3d_reg_blob_exists(s3d_reg *r, const char *repo, const char *digest, int *e
 
 int s3d_reg_digest_fd(int fd, char digest[80], int64_t *size)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	uint8_t *chunk = malloc(HASH_CHUNK), md[32];
-	unsigned int len = 0;
-	int64_t total = 0;
-	ssize_t got;
-	int rc = ctx && chunk ? S3D_OK : S3D_E_NOMEM;
+	uint8_t md[32];
+	int rc = s3d_sha256_fd(fd, -1, md, size, NULL);
 
-	if (rc == S3D_OK && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		rc = S3D_E_CRYPTO;
-	while (rc == S3D_OK) {
-		got = pread(fd, chunk, HASH_CHUNK, (off_t)total);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			rc = S3D_E_IO;
-		else if (got == 0)
-			break;
-		else if (EVP_DigestUpdate(ctx, chunk, (size_t)got) != 1)
-			rc = S3D_E_CRYPTO;
-		else
-			total += got;
-	}
-	if (rc == S3D_OK && (EVP_DigestFinal_ex(ctx, md, &len) != 1 || len != sizeof(md)))
-		rc = S3D_E_CRYPTO;
 	if (rc == S3D_OK) {
 		memcpy(digest, "sha256:", 7);
 		s3d_hex(md, 32, digest + 7);
-		*size = total;
 	}
-	EVP_MD_CTX_free(ctx);
-	free(chunk);
 	return rc;
 }
 
@@ -2544,7 +2520,7 @@ int s3d_reg_push_blob(s3d_reg *r, const char *repo, int fd, int64_t size,
 		/* best effort, one attempt (after Ctrl-C nobody waits for retries):
 		   the registry's sweeper cleans what this leaves */
 		s3d_error_clear(&ignored);
-		cancel_call(r, up.location, 1, &ignored);
+		cancel_call(r, up.location, &ignored);
 	}
 out:
 	up_cleanup(&up);

@@ -1078,8 +1078,9 @@ static int put_init(struct op *o, const s3d_session *s, unsigned from_mask, s3d_
 	int rc;
 
 	op_init(o, OP_PUT, s->uuid);
-	if (strnlen(s->uuid, sizeof(s->uuid)) >= sizeof(s->uuid))
-		return s3d_err_set(err, S3D_E_INVAL, "invalid session record: uuid too long");
+	/* what uuid_key accepts: an empty key would fail the whole batch */
+	if (!s->uuid[0] || strnlen(s->uuid, sizeof(s->uuid)) >= sizeof(s->uuid))
+		return s3d_err_set(err, S3D_E_INVAL, "invalid session record: uuid empty or too long");
 	rc = s3d_session_encode(s, &o->rec);
 	if (rc != S3D_OK)
 		return s3d_err_set(err, rc, "invalid session record: %s", s3d_strerror(rc));

@@ -10,9 +10,11 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 
@@ -68,6 +70,49 @@ int s3d_sha256_hex(const void *data, size_t len, char out[65])
 		return S3D_E_CRYPTO;
 	s3d_hex(md, 32, out);
 	return S3D_OK;
+}
+
+#define FD_HASH_CHUNK (1u << 20)
+
+int s3d_sha256_fd(int fd, int64_t want, uint8_t md[32], int64_t *total, int *sys_errno)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t *chunk = malloc(FD_HASH_CHUNK);
+	unsigned int mdlen = 0;
+	int64_t off = 0;
+	size_t n;
+	ssize_t got;
+	int rc = ctx && chunk ? S3D_OK : S3D_E_NOMEM;
+
+	if (sys_errno)
+		*sys_errno = 0;
+	if (rc == S3D_OK && (crypto_ready() != S3D_OK ||
+			     EVP_DigestInit_ex(ctx, md_sha256, NULL) != 1))
+		rc = S3D_E_CRYPTO;
+	while (rc == S3D_OK && (want < 0 || off < want)) {
+		n = want >= 0 && want - off < FD_HASH_CHUNK ? (size_t)(want - off) : FD_HASH_CHUNK;
+		got = pread(fd, chunk, n, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 || (got == 0 && want >= 0)) {
+			if (got < 0 && sys_errno)
+				*sys_errno = errno;
+			rc = S3D_E_IO; /* a read failed, or the file ended early */
+		} else if (got == 0) {
+			break;
+		} else if (EVP_DigestUpdate(ctx, chunk, (size_t)got) != 1) {
+			rc = S3D_E_CRYPTO;
+		} else {
+			off += got;
+		}
+	}
+	if (rc == S3D_OK && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
+		rc = S3D_E_CRYPTO;
+	if (rc == S3D_OK && total)
+		*total = off;
+	EVP_MD_CTX_free(ctx);
+	free(chunk);
+	return rc;
 }
 
 static int hmac256(const uint8_t *key, size_t klen, const void *msg,

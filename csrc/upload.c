@@ -37,7 +37,6 @@
 #define COPY_PART_MAX ((int64_t)5 * 1024 * 1024 * 1024) /* UploadPartCopy limit */
 #define DEFAULT_PART (10u * 1024u * 1024u)
 #define DEFAULT_IN_FLIGHT 2
-#define PEND_HUGE_AFTER ((size_t)2 << 20)
 
 enum wstate { W_OPEN, W_CLOSED, W_COMMITTED, W_CANCELLED };
 
@@ -128,7 +127,7 @@ static int pend_append(struct pend *b, const void *p, size_t n)
 		b->cap = b->max;
 	}
 	/* huge pages only for a writer past 2 MiB: small blobs stay 4 KiB pages */
-	if (b->len <= PEND_HUGE_AFTER && b->len + n > PEND_HUGE_AFTER)
+	if (b->len <= S3D_HUGE_PAGE && b->len + n > S3D_HUGE_PAGE)
 		s3d_part_buf_huge(b->ptr, b->cap);
 	if (n)
 		memcpy(b->ptr + b->len, p, n);
