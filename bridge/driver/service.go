@@ -9,12 +9,15 @@ static s3d_part *s3d_go_part(s3d_part *parts, size_t i) { return &parts[i]; }
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Service is the presigned-upload service of the C engine (csrc/service.c,
@@ -65,6 +68,11 @@ func (w *commitWaiter) run() {
 	buf := make([]byte, 512)
 	for {
 		if _, err := w.f.Read(buf); err != nil {
+			if !errors.Is(err, os.ErrClosed) {
+				// not the service's Close: from now on the waits block in C
+				logrus.WithField("driver", driverName).Warnf(
+					"s3direct presign: session index commit notifications lost (%v); waiting in C from now on", err)
+			}
 			w.advance(0, true)
 			return
 		}
@@ -171,12 +179,12 @@ func serviceError(rc C.int, e *C.s3d_error) error {
 // parameters of a registry configuration (the driver's parameters plus
 // presign, sessionindex, ...). It returns (nil, nil) when presign is false.
 func NewService(parameters map[string]any) (*Service, error) {
-	p, err := parseParameters(parameters)
-	if err != nil {
-		return nil, err
-	}
 	pc, err := parsePresignConfig(parameters)
 	if err != nil || !pc.Enabled {
+		return nil, err
+	}
+	p, err := parseParameters(parameters)
+	if err != nil {
 		return nil, err
 	}
 	var cs cstrings
