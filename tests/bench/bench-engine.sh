@@ -15,11 +15,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
-if [[ -z ${S3D_TEST_ENDPOINT:-} ]]; then
-	# server data on tmpfs: disk writeback would otherwise dominate
-	mkdir -p /dev/shm/s3direct-bench
-	S3D_DATA_ROOT=/dev/shm/s3direct-bench exec tests/with-s3.sh "$0" "$@"
-fi
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+bench_with_s3 "$0" "$@"
 
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 RUNS=${BENCH_RUNS:-3}
@@ -32,7 +30,7 @@ BUCKET=bench-engine
 EP=$S3D_TEST_ENDPOINT
 
 now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { bench_median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 mibs() { awk -v s="$1" -v t="$2" 'BEGIN {printf "%.1f", s / t}'; }
 

@@ -25,8 +25,9 @@
 #     client (a counting TCP proxy in the client, in front of the registry,
 #     HTTP headers included) and its read() bytes (rchar of /proc/PID/io,
 #     S3 answers included); registry CPU-seconds (utime+stime of
-#     /proc/PID/stat around the upload phase) per GiB. Every blob checked
-#     (HEAD: size and digest; one read back and hashed); bucket emptied.
+#     /proc/PID/stat around the upload phase) per GiB. Every blob checked:
+#     through the registry (HEAD: size and digest; one read back and
+#     hashed), straight to S3 for the ceilings (HEAD: size); bucket emptied.
 #     Targets: presigned registry CPU per GiB <= 2% of proxy;
 #              presigned end-to-end <= 1.1x the ceiling.
 #  2. finalize: latency of the finalizing PUT ?digest= vs blob size (FIN_MIB,
@@ -368,7 +369,7 @@ medf() {
 	awk -v c="$col" -v conds="$*" '
 		BEGIN {n = split(conds, cs, " "); for (i = 1; i <= n; i++) {split(cs[i], kv, "="); k[i] = kv[1]; want[i] = kv[2]}}
 		{for (i = 1; i <= n; i++) if ($k[i] != want[i]) next; if ($c != "-") print $c}' "$file" |
-		sort -g | awk '{a[NR] = $1} END {print (NR ? a[int((NR + 1) / 2)] : "-")}'
+		bench_median
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.4f", a / b}'; }
 verdict() { # VALUE LIMIT le|ge

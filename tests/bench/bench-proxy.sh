@@ -61,7 +61,7 @@ SEED=20240601
 
 bench_workdirs # OUT, BLOBS; OUT kept when the run fails
 
-reproduce=$(bench_reproduce "make bench-proxy" BENCH_RUNS BENCH_TUNED BENCH_CHUNK_MIB)
+reproduce=$(bench_reproduce "make bench-proxy" BENCH_RUNS BENCH_TUNED BENCH_CHUNK_MIB BENCH_ONLY)
 echo "== bench-proxy: $(nproc) cores; ${MANY_N} x ${MANY_MIB} MiB and 1 x ${ONE_MIB} MiB; ${CHUNK_MIB} MiB PATCHes; median of $RUNS runs"
 echo "   reproduce: $reproduce"
 
@@ -212,7 +212,7 @@ done
 # med DRIVER WORKLOAD MODE COLUMN: median over the runs
 med() {
 	awk -v d="$1" -v w="$2" -v m="$3" -v c="$4" '$1 == d && $2 == w && $3 == m {print $c}' "$RESULTS" |
-		sort -g | awk '{a[NR] = $1} END {print (NR ? a[int((NR + 1) / 2)] : "-")}'
+		bench_median
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b}'; }
 label() {

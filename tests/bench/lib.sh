@@ -1,4 +1,5 @@
-# tests/bench/lib.sh: what bench-proxy.sh and bench-presign.sh share.
+# tests/bench/lib.sh: what the bench scripts share (bench-engine.sh only
+# bench_with_s3 and bench_median).
 # Sourced (after `set -euo pipefail`, with ROOT the repository and the
 # current directory) by a script that sets BENCH_NAME (bench-proxy, ...),
 # then calls bench_with_s3 "$0" "$@" and bench_workdirs. The registry
@@ -46,6 +47,12 @@ bench_cleanup() {
 	else
 		rm -rf "$OUT"
 	fi
+}
+
+# bench_median: the median of the numbers on stdin, one per line (the mean
+# of the two middle ones for an even count), "-" when there is none.
+bench_median() {
+	sort -g | awk '{a[NR] = $1} END {if (!NR) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 
 # bench_reproduce BASE VAR...: the command line that repeats this run: BASE
@@ -99,7 +106,7 @@ start_registry_with() {
 	REG_LOG=$OUT/registry-$name.log
 	cfg=$OUT/config-$name.yml
 	for ((attempt = 0; attempt < 5; attempt++)); do
-		port=$(free_port)
+		port=$(free_port) || exit 1
 		"$@" "127.0.0.1:$port" "$cfg"
 		OTEL_TRACES_EXPORTER=none "$REG_BIN" serve "$cfg" >"$REG_LOG" 2>&1 </dev/null &
 		REG_PID=$!

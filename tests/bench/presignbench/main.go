@@ -27,8 +27,9 @@
 //	    /proc/PID/stat) and the registry's read() bytes (rchar of
 //	    /proc/PID/io: sockets to the client and to S3) over the upload phase,
 //	    this process's CPU seconds, the machine's busy and stolen CPU seconds.
-//	    Every blob is checked afterwards (HEAD: size and digest; the first
-//	    one read back and hashed); last line "verified N blobs ...".
+//	    Every blob is checked afterwards: through the registry (HEAD: size
+//	    and digest; the first one read back and hashed), the ceilings'
+//	    objects by an S3 HEAD (size); last line "verified N blobs ...".
 //	presignbench finalize -mode declared|stream|stock|stock-patch -file D/P-0
 //	                      -url REG -s3 EP -bucket B [-root DIR] [-secret S]
 //	                      [-repo NAME] [-chunk BYTES]
