@@ -885,6 +885,30 @@ static int close_mpu(s3d_writer *w, s3d_error *err)
 	return persist_rest(w, w->first_part + (int)np, offset, p, w->fill, err);
 }
 
+/*
+ * After a failed Close: the size a later Writer(append) will find (a probe
+ * opens one), which the writer reports from then on. distribution's upload
+ * handlers ignore Close's error and give the client Size() as the upload's
+ * offset: bytes S3 does not hold would be promised, and the client's next
+ * request refused (416, "upload resumed at wrong offset"). With the true
+ * offset a client resends the rest. When the probe fails too, the size
+ * stays.
+ */
+static void durable_size(s3d_writer *w)
+{
+	s3d_writer *probe = NULL;
+	s3d_buf path;
+	s3d_error e;
+
+	s3d_buf_init(&path, KEY_BUF_MAX);
+	s3d_error_clear(&e);
+	if (s3d_driver_path_of(w->d, (const char *)w->key.ptr, w->key.len, &path) == S3D_OK &&
+	    s3d_writer_open(w->d, s3d_buf_str(&path), 1, &probe, &e) == S3D_OK)
+		w->size = probe->size;
+	s3d_writer_free(probe); /* never closed: it changes nothing */
+	s3d_buf_cleanup(&path);
+}
+
 int s3d_writer_close(s3d_writer *w, s3d_error *err)
 {
 	int rc = S3D_OK;
@@ -902,6 +926,8 @@ int s3d_writer_close(s3d_writer *w, s3d_error *err)
 	pend_free(&w->pend);
 	s3d_mpu_free(w->mpu);
 	w->mpu = NULL;
+	if (rc != S3D_OK)
+		durable_size(w);
 	return rc;
 }
 

@@ -481,6 +481,10 @@ func (fw *writer) Close() error {
 			err = mapError("Close", fw.path, rc, &e)
 		}
 		fw.size = int64(C.s3d_writer_size(fw.w))
+		if err != nil {
+			// the registry's upload handlers drop Close's error: say it here
+			logrus.WithField("driver", driverName).Warnf("%v (the upload's size is now %d bytes, what S3 holds)", err, fw.size)
+		}
 	}
 	fw.cleanup.Stop()
 	C.s3d_writer_free(fw.w)

@@ -593,6 +593,8 @@ int s3d_writer_open(s3d_driver *d, const char *path, int append,
 		    s3d_writer **out, s3d_error *err);
 int s3d_writer_write(s3d_writer *w, const void *p, size_t n, s3d_error *err);
 int64_t s3d_writer_size(const s3d_writer *w);
+/* After a failed close, s3d_writer_size reports what S3 holds (what a later
+ * append open finds), when that can still be read; else the bytes given. */
 int s3d_writer_close(s3d_writer *w, s3d_error *err);
 int s3d_writer_commit(s3d_writer *w, s3d_error *err);
 int s3d_writer_cancel(s3d_writer *w, s3d_error *err);

@@ -1067,6 +1067,81 @@ static void test_delete_takes_unfinished_uploads(void)
 	free(data);
 }
 
+/*
+ * A Close that fails (S3 refuses the tail's PUT) leaves the writer reporting
+ * the size a later open finds, not the bytes it was given: the registry
+ * ignores Close's error and hands Size() to the client as the upload's
+ * offset. Against a loopback fault server that plays S3 and stores nothing.
+ */
+struct close_fault {
+	pthread_mutex_t mu;
+	int tail_puts;
+};
+
+static void close_fault_answer(void *ud, int fd, const char *req, size_t len)
+{
+	struct close_fault *f = ud;
+	char method[16], target[2048];
+	const char *body;
+
+	(void)len;
+	if (t_req_line(req, method, sizeof(method), target, sizeof(target)) != 0) {
+		t_send_answer(fd, "400 Bad Request", NULL, NULL, 0);
+		return;
+	}
+	pthread_mutex_lock(&f->mu);
+	if (strcmp(method, "GET") == 0 && strstr(target, "uploads")) {
+		body = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+		       "</ListMultipartUploadsResult>";
+		t_send_answer(fd, "200 OK", NULL, body, strlen(body));
+	} else if (strcmp(method, "GET") == 0 && strstr(target, "list-type=2")) {
+		body = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+		t_send_answer(fd, "200 OK", NULL, body, strlen(body));
+	} else if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+		t_send_s3_error(fd, "404 Not Found", "NoSuchKey", "FAULTGET");
+	} else if (strcmp(method, "DELETE") == 0) {
+		t_send_answer(fd, "204 No Content", NULL, NULL, 0);
+	} else {
+		if (strcmp(method, "PUT") == 0 && strstr(target, "tails/up/data"))
+			f->tail_puts++;
+		t_send_s3_error(fd, "403 Forbidden", "AccessDenied", "FAULTPUT");
+	}
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void test_failed_close_reports_durable_size(void)
+{
+	struct close_fault f;
+	struct t_fault_server srv;
+	s3d_driver_config cfg;
+	s3d_driver *d = NULL;
+	s3d_writer *w = NULL;
+	s3d_error err;
+	uint8_t *data = t_make_pattern(MiB, 29);
+
+	T_REQUIRE(data);
+	memset(&f, 0, sizeof(f));
+	pthread_mutex_init(&f.mu, NULL);
+	T_REQUIRE(t_fault_start(&srv, close_fault_answer, &f) == 0);
+	t_s3_driver_config(&cfg, srv.endpoint, "b", "r");
+	s3d_error_clear(&err);
+	T_EQ_INT(S3D_OK, s3d_driver_new(&cfg, &d, &err));
+	if (d && (w = wopen(d, "/up/data", 0)) != NULL) {
+		T_EQ_INT(S3D_OK, wwrite(w, data, MiB, MiB));
+		T_EQ_INT(MiB, s3d_writer_size(w));
+		s3d_error_clear(&err);
+		T_EQ_INT(S3D_E_S3, s3d_writer_close(w, &err));
+		T_EQ_STR("AccessDenied", err.code);
+		T_EQ_INT(1, f.tail_puts);
+		T_EQ_INT(0, s3d_writer_size(w)); /* S3 holds nothing of it */
+		s3d_writer_free(w);
+	}
+	s3d_driver_free(d);
+	t_fault_stop(&srv);
+	pthread_mutex_destroy(&f.mu);
+	free(data);
+}
+
 static int count_tails(void *ud, const s3d_list_entry *e)
 {
 	int *n = ud;
@@ -1129,6 +1204,7 @@ int main(void)
 	T_RUN(test_commit_after_upload_vanished);
 	T_RUN(test_cancel_removes_everything);
 	T_RUN(test_delete_takes_unfinished_uploads);
+	T_RUN(test_failed_close_reports_durable_size);
 	T_RUN(test_fresh_open_aborts_dangling);
 	T_RUN(test_newest_upload_wins);
 	T_RUN(test_irregular_writes);
