@@ -573,4 +573,15 @@ static inline void t_send_s3_error(int fd, const char *status, const char *code,
 	t_send_answer(fd, status, extra, body, strlen(body));
 }
 
+/* t_req_line for a fault handler: a head without a request line is answered
+ * 400 here (-1; the handler returns). */
+static inline int t_fault_req_line(int fd, const char *req, char *method, size_t mcap,
+				   char *target, size_t tcap)
+{
+	if (t_req_line(req, method, mcap, target, tcap) == 0)
+		return 0;
+	t_send_answer(fd, "400 Bad Request", NULL, NULL, 0);
+	return -1;
+}
+
 #endif

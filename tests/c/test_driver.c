@@ -651,10 +651,8 @@ static void del_fault_answer(void *ud, int fd, const char *req, size_t len)
 	const char *body;
 
 	(void)len;
-	if (t_req_line(req, method, sizeof(method), target, sizeof(target)) != 0) {
-		t_send_answer(fd, "400 Bad Request", NULL, NULL, 0);
+	if (t_fault_req_line(fd, req, method, sizeof(method), target, sizeof(target)) != 0)
 		return;
-	}
 	pthread_mutex_lock(&f->mu);
 	if (strcmp(method, "GET") == 0 && strstr(target, "uploads")) {
 		body = "<ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>false</IsTruncated>"

@@ -217,10 +217,8 @@ static void fault_answer(void *ud, int fd, const char *req, size_t len)
 	const char *body, *pn;
 
 	(void)len;
-	if (t_req_line(req, method, sizeof(method), target, sizeof(target)) != 0) {
-		t_send_answer(fd, "400 Bad Request", NULL, NULL, 0);
+	if (t_fault_req_line(fd, req, method, sizeof(method), target, sizeof(target)) != 0)
 		return;
-	}
 	pn = strstr(target, "partNumber=");
 	if (strcmp(method, "POST") == 0 && strstr(target, "?uploads")) {
 		body = "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>"
