@@ -922,7 +922,7 @@ static int del_uploads(s3d_driver *d, const char *key, int exact, s3d_error *err
  */
 static int del_tail_uploads(s3d_driver *d, const struct del_page *p, s3d_error *err)
 {
-	size_t tl = strlen(d->root) + strlen(S3D_DRIVER_TAIL_PREFIX), i;
+	size_t tl = strlen(d->root) + strlen(S3D_DRIVER_TAIL_PREFIX), i, j;
 	const char *t = (const char *)p->keys.ptr;
 	s3d_buf k;
 	s3d_error e;
@@ -936,6 +936,9 @@ static int del_tail_uploads(s3d_driver *d, const struct del_page *p, s3d_error *
 		s3d_buf_reset(&k);
 		s3d_error_clear(&e);
 		trc = s3d_buf_printf(&k, "%s%s", d->root, t + tl);
+		for (j = k.len - strlen(t + tl); trc == S3D_OK && j < k.len; j++)
+			if (k.ptr[j] == S3D_UPLOAD_TAIL_SEP)
+				k.ptr[j] = '/';
 		if (trc != S3D_OK)
 			trc = fail(&e, trc, "DELETE", d->bucket, t, "key too long");
 		else
@@ -972,7 +975,7 @@ static int del_tails(s3d_driver *d, const char *key, s3d_error *err)
 	rc = del_hashed_tail(d, key, &tail, err);
 	/* below a key too long for a mirrored tail, every tail is hashed */
 	if (rc == S3D_OK && !tail_is_hashed(d, s3d_buf_str(&tail))) {
-		rc = s3d_buf_printf(&under, "%s/", s3d_buf_str(&tail));
+		rc = s3d_buf_printf(&under, "%s%c", s3d_buf_str(&tail), S3D_UPLOAD_TAIL_SEP);
 		if (rc != S3D_OK) {
 			rc = fail(err, rc, "DELETE", d->bucket, key, "tail key too long");
 		} else {

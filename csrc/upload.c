@@ -159,7 +159,7 @@ static void note_memory(s3d_writer *w)
 
 int s3d_upload_tail_key(const s3d_driver *d, const char *key, s3d_buf *out)
 {
-	size_t rl, n;
+	size_t rl, n, i;
 	char hex[65];
 	int rc;
 
@@ -169,9 +169,15 @@ int s3d_upload_tail_key(const s3d_driver *d, const char *key, s3d_buf *out)
 	if (strncmp(key, d->root, rl) != 0)
 		return S3D_E_INVAL;
 	s3d_buf_reset(out);
-	n = rl + strlen(S3D_DRIVER_TAIL_PREFIX) + strlen(key + rl);
-	if (n <= S3D_UPLOAD_KEY_MAX)
-		return s3d_buf_printf(out, "%s%s%s", d->root, S3D_DRIVER_TAIL_PREFIX, key + rl);
+	n = strlen(key + rl);
+	if (n <= S3D_UPLOAD_TAIL_NAME_MAX &&
+	    rl + strlen(S3D_DRIVER_TAIL_PREFIX) + n <= S3D_UPLOAD_KEY_MAX) {
+		rc = s3d_buf_printf(out, "%s%s%s", d->root, S3D_DRIVER_TAIL_PREFIX, key + rl);
+		for (i = out->len - n; rc == S3D_OK && i < out->len; i++)
+			if (out->ptr[i] == '/')
+				out->ptr[i] = S3D_UPLOAD_TAIL_SEP;
+		return rc;
+	}
 	rc = s3d_sha256_hex(key, strlen(key), hex);
 	if (rc != S3D_OK)
 		return rc;
